@@ -1,0 +1,88 @@
+// pki/cert.h — X.509 certificates: parse, encode, and read every field an operator asks about.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "pki/ossl.h"
+
+namespace istioca::pki {
+
+// An immutable certificate. Copying shares the reference-counted X509.
+class Certificate {
+ public:
+  static Result<Certificate> FromDer(std::string_view der);
+  // Every CERTIFICATE block of `pem`, in order. Fails if there is none, or if any block is
+  // not a certificate (a CSR or key where certificates are expected is named in the error).
+  static Result<std::vector<Certificate>> ParsePemChain(std::string_view pem);
+  static Certificate Adopt(UniquePtr<X509>&& cert) { return Certificate(std::move(cert)); }
+
+  Certificate(const Certificate& other);
+  Certificate& operator=(const Certificate& other);
+  Certificate(Certificate&&) = default;
+  Certificate& operator=(Certificate&&) = default;
+
+  X509* get() const { return x509_.get(); }
+  std::string ToDer() const;
+  std::string ToPem() const;
+
+  TimePoint NotBefore() const;
+  TimePoint NotAfter() const;
+  Duration Lifetime() const { return NotAfter() - NotBefore(); }
+  bool IsCa() const;
+  bool IsSelfSigned() const;
+  EVP_PKEY* PublicKey() const { return X509_get0_pubkey(x509_.get()); }
+  std::vector<std::string> UriSans() const;
+  std::vector<std::string> DnsSans() const;
+  // Hex SHA-256 of the DER, colon-separated upper case (as openssl x509 -fingerprint prints).
+  std::string Sha256Fingerprint() const;
+  // Serial as lowercase hex without separators.
+  std::string SerialHex() const;
+  std::string Subject() const;
+  std::string Issuer() const;
+
+  bool operator==(const Certificate& other) const;
+
+ private:
+  explicit Certificate(UniquePtr<X509>&& x509) : x509_(std::move(x509)) {}
+  UniquePtr<X509> x509_;
+};
+
+// Everything `inspect` shows about one certificate, as plain values.
+struct CertInfo {
+  std::string subject;  // RFC 2253 one-line form; "" for an empty subject
+  std::string issuer;
+  std::string serial_hex;
+  TimePoint not_before;
+  TimePoint not_after;
+  std::string signature_algorithm;
+  std::string key;  // "EC P-256", "RSA 2048"
+  int key_bits = 0;
+  std::vector<std::string> uri_sans;
+  std::vector<std::string> dns_sans;
+  std::vector<std::string> ip_sans;
+  std::vector<std::string> email_sans;
+  bool san_critical = false;
+  std::optional<std::string> spiffe_id;  // the first URI SAN that is a valid SPIFFE ID
+  bool basic_constraints_present = false;
+  bool is_ca = false;
+  int path_len = -1;                    // -1: no limit or not present
+  std::vector<std::string> key_usage;   // "digitalSignature", "keyEncipherment", ...
+  bool key_usage_critical = false;
+  std::vector<std::string> ext_key_usage;  // "serverAuth", "clientAuth", or a dotted OID
+  std::string subject_key_id;              // hex with colons, "" if absent
+  std::string authority_key_id;
+  std::string sha256_fingerprint;
+  bool self_signed = false;
+};
+
+CertInfo Describe(const Certificate& cert);
+
+// Hex with colons ("AB:CD:...") of a byte string.
+std::string HexColons(std::string_view bytes);
+
+}  // namespace istioca::pki

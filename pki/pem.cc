@@ -1,0 +1,172 @@
+#include "pki/pem.h"
+
+#include <array>
+
+namespace istioca::pki {
+namespace {
+
+constexpr std::string_view kBegin = "-----BEGIN ";
+constexpr std::string_view kEnd = "-----END ";
+constexpr std::string_view kDashes = "-----";
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Reads "-----BEGIN X-----" / "-----END X-----" and returns X, or empty if the line is not one.
+bool MatchBoundary(std::string_view line, std::string_view prefix, std::string* label) {
+  line = TrimRight(line);
+  if (line.substr(0, prefix.size()) != prefix) return false;
+  line.remove_prefix(prefix.size());
+  if (line.size() < kDashes.size() || line.substr(line.size() - kDashes.size()) != kDashes) {
+    return false;
+  }
+  *label = std::string(line.substr(0, line.size() - kDashes.size()));
+  return true;
+}
+
+}  // namespace
+
+Result<std::string> Base64Decode(std::string_view text) {
+  static const std::array<int8_t, 256> table = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0, symbols = 0, padding = 0;
+  for (const char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      ++padding;
+      ++symbols;
+      continue;
+    }
+    if (padding > 0) return InvalidArgument("malformed base64: data after '=' padding");
+    const int8_t v = table[static_cast<unsigned char>(c)];
+    if (v < 0) return InvalidArgument("malformed base64: unexpected character");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    ++symbols;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (symbols % 4 != 0 || padding > 2) return InvalidArgument("malformed base64: truncated");
+  if (padding > 0 && (acc & ((1u << bits) - 1)) != 0) {
+    return InvalidArgument("malformed base64: non-zero padding bits");
+  }
+  return out;
+}
+
+std::string Base64Encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(data[i]) << 16) |
+                       (static_cast<uint8_t>(data[i + 1]) << 8) | static_cast<uint8_t>(data[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i + 1 == data.size()) {
+    const uint32_t v = static_cast<uint8_t>(data[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == data.size()) {
+    const uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
+  std::vector<PemBlock> blocks;
+  int line_no = 0;
+  PemBlock* open = nullptr;
+  std::string body;
+  while (!input.empty()) {
+    const size_t nl = input.find('\n');
+    const std::string_view line = input.substr(0, nl);
+    input = nl == std::string_view::npos ? std::string_view() : input.substr(nl + 1);
+    ++line_no;
+    std::string label;
+    if (open == nullptr) {
+      if (MatchBoundary(line, kBegin, &label)) {
+        blocks.push_back(PemBlock{label, "", line_no});
+        open = &blocks.back();
+        body.clear();
+      }
+      continue;
+    }
+    if (MatchBoundary(line, kEnd, &label)) {
+      if (label != open->type) {
+        return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
+                               " ends with END " + label);
+      }
+      auto der = Base64Decode(body);
+      if (!der.ok()) {
+        return InvalidArgument("PEM block " + open->type + " at line " +
+                               std::to_string(open->line) + ": " + der.status().message());
+      }
+      if (der->empty()) {
+        return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
+                               " is empty");
+      }
+      open->der = std::move(der).value();
+      open = nullptr;
+      continue;
+    }
+    if (MatchBoundary(line, kBegin, &label)) {
+      return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
+                             " has no END line (truncated?)");
+    }
+    if (line.find(':') != std::string_view::npos) {
+      return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
+                             " has headers (encrypted PEM is not supported)");
+    }
+    body.append(line.data(), line.size());
+  }
+  if (open != nullptr) {
+    return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
+                           " has no END line (truncated?)");
+  }
+  if (blocks.empty()) return InvalidArgument("no PEM data found");
+  return blocks;
+}
+
+std::string EncodePem(std::string_view type, std::string_view der) {
+  const std::string b64 = Base64Encode(der);
+  std::string out = "-----BEGIN " + std::string(type) + "-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) {
+    out.append(b64, i, 64);
+    out += '\n';
+  }
+  out += "-----END " + std::string(type) + "-----\n";
+  return out;
+}
+
+bool LooksLikeDer(std::string_view data) {
+  if (data.size() < 2 || static_cast<uint8_t>(data[0]) != 0x30) return false;
+  const auto len0 = static_cast<uint8_t>(data[1]);
+  if (len0 < 0x80) return static_cast<size_t>(len0) + 2 == data.size();
+  const size_t n = len0 & 0x7F;
+  if (n == 0 || n > 4 || data.size() < 2 + n) return false;
+  size_t len = 0;
+  for (size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<uint8_t>(data[2 + i]);
+  return len + 2 + n <= data.size();
+}
+
+}  // namespace istioca::pki

@@ -1,0 +1,131 @@
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "pki/csr.h"
+#include "pki/issue.h"
+#include "pki/pem.h"
+#include "pki/verify.h"
+#include "tests/testing/test_ca.h"
+
+using namespace istioca;
+using namespace istioca::pki;
+using namespace istioca::testing;
+
+TEST_CASE("a workload certificate has exactly the contents DESIGN.md fixes", "[issue]") {
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto cert = Must(IssueLeaf(ca.signer, key.get(),
+                             {{"spiffe://cluster.local/ns/ns1/sa/sa-a"}, {"sa-a.ns1.svc"}, 24h}, T0()));
+  const CertInfo info = Describe(cert);
+  CHECK(info.subject.empty());
+  CHECK(info.issuer == "O=cluster.local");
+  CHECK(info.uri_sans == std::vector<std::string>{"spiffe://cluster.local/ns/ns1/sa/sa-a"});
+  CHECK(info.dns_sans == std::vector<std::string>{"sa-a.ns1.svc"});
+  CHECK(info.san_critical);
+  CHECK(info.spiffe_id == "spiffe://cluster.local/ns/ns1/sa/sa-a");
+  CHECK(info.not_before == T0() - 2min);
+  CHECK(info.not_after == T0() + 24h);
+  CHECK(info.key_usage == std::vector<std::string>{"digitalSignature", "keyEncipherment"});
+  CHECK(info.key_usage_critical);
+  CHECK(info.ext_key_usage == std::vector<std::string>{"serverAuth", "clientAuth"});
+  CHECK(info.basic_constraints_present);
+  CHECK_FALSE(info.is_ca);
+  CHECK_FALSE(info.subject_key_id.empty());
+  CHECK(info.authority_key_id == Describe(ca.root).subject_key_id);
+  CHECK(info.serial_hex.size() == 32);  // 16 bytes
+  CHECK(info.signature_algorithm == "ecdsa-with-SHA256");
+  CHECK(LeafSvidViolations(info).empty());
+  CHECK(SigningSvidViolations(Describe(ca.root)).empty());
+}
+
+TEST_CASE("serials are random and distinct", "[issue]") {
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  std::set<std::string> serials;
+  for (int i = 0; i < 50; ++i) serials.insert(ca.Leaf("spiffe://td/ns/a/sa/b", key).SerialHex());
+  CHECK(serials.size() == 50);
+}
+
+TEST_CASE("NotAfter is clamped to the signer's NotAfter", "[issue]") {
+  TestCa ca;  // root valid for 365 days
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto cert = ca.Leaf("spiffe://td/ns/a/sa/b", key, 24h * 400);
+  CHECK(cert.NotAfter() == ca.root.NotAfter());
+}
+
+TEST_CASE("an expired or not-yet-valid signer signs nothing", "[issue]") {
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto late = IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0() + 24h * 366);
+  REQUIRE_FALSE(late.ok());
+  CHECK_THAT(late.status().message(), Catch::Contains("expired"));
+  auto early = IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0() - 1h);
+  REQUIRE_FALSE(early.ok());
+  CHECK_THAT(early.status().message(), Catch::Contains("not valid until"));
+}
+
+TEST_CASE("the root is a CA with keyCertSign and CA:TRUE, both critical", "[issue]") {
+  TestCa ca;
+  const CertInfo info = Describe(ca.root);
+  CHECK(info.subject == "O=cluster.local");
+  CHECK(info.is_ca);
+  CHECK(info.self_signed);
+  CHECK(info.key_usage == std::vector<std::string>{"keyCertSign", "cRLSign"});
+  CHECK(info.key_usage_critical);
+  CHECK(ca.root.NotAfter() - ca.root.NotBefore() == 24h * 365 + 2min);
+}
+
+TEST_CASE("P-384 and RSA signers use the digest Go would", "[issue]") {
+  auto key384 = Must(PrivateKey::Generate(KeyType::kEcP384));
+  auto root384 = Must(MakeSelfSignedRoot(key384, {"o", 24h}, T0()));
+  CHECK(Describe(root384).signature_algorithm == "ecdsa-with-SHA384");
+  auto rsa = Must(PrivateKey::Generate(KeyType::kRsa2048));
+  auto root_rsa = Must(MakeSelfSignedRoot(rsa, {"o", 24h}, T0()));
+  CHECK(Describe(root_rsa).signature_algorithm == "sha256WithRSAEncryption");
+}
+
+TEST_CASE("a CSR carries its SANs and proves possession of its key", "[csr]") {
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto csr = Must(Csr::Build(key, {{"spiffe://cluster.local/ns/a/sa/b"}, {"b.a.svc"}, ""}));
+  auto parsed = Must(Csr::FromPem(csr.ToPem()));
+  CHECK(parsed.UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/a/sa/b"});
+  CHECK(parsed.DnsSans() == std::vector<std::string>{"b.a.svc"});
+  CHECK(SamePublicKey(parsed.PublicKey(), key.get()));
+  CHECK_FALSE(parsed.RequestsCa());
+}
+
+TEST_CASE("a CSR whose signature does not match its key is refused", "[csr]") {
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto csr = Must(Csr::Build(key, {{"spiffe://cluster.local/ns/a/sa/b"}, {}, ""}));
+  auto blocks = Must(ParsePem(csr.ToPem()));
+  std::string der = blocks[0].der;
+  der[der.size() - 5] ^= 0x55;  // inside the signature BIT STRING
+  auto r = Csr::FromPem(EncodePem("CERTIFICATE REQUEST", der));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("CSR parsing refuses hostile input", "[csr]") {
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const std::string good = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).ToPem();
+  struct Row {
+    std::string pem;
+    std::string why;
+  };
+  auto row = GENERATE_COPY(Row{"", "no PEM"}, Row{"garbage", "no PEM"},
+                           Row{std::string(Csr::kMaxPemSize + 1, 'A'), "larger than"},
+                           Row{EncodePem("CERTIFICATE", "\x30\x00"), "expected a CERTIFICATE REQUEST"},
+                           Row{EncodePem("CERTIFICATE REQUEST", "\x30\x03\x02\x01\x00"), "not a valid"},
+                           Row{good + good, "exactly one"});
+  auto r = Csr::FromPem(row.pem);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains(row.why));
+}
+
+TEST_CASE("issuing refuses a weak subject key and an identity-less template", "[issue]") {
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  CHECK_FALSE(IssueLeaf(ca.signer, key.get(), {{}, {}, 1h}, T0()).ok());
+  CHECK_FALSE(IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 0h}, T0()).ok());
+}
