@@ -1,1 +1,4 @@
-int main() { return 0; }
+// istio-ca: all behaviour lives in the libraries; this only hands over the command line.
+#include "ca/cli.h"
+
+int main(int argc, char** argv) { return istioca::ca::RunCli(argc, argv); }

@@ -1,0 +1,1 @@
+#include "ca/inspect.h"
