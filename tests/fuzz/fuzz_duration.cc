@@ -1,0 +1,33 @@
+// Arbitrary strings as Go-style durations, and arbitrary nanosecond counts through the
+// formatter: nothing may crash or overflow, and what FormatDuration prints must parse.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "base/time.h"
+#include "tests/fuzz/fuzz_check.h"
+
+using namespace istioca;
+
+namespace {
+
+void CheckFormat(Duration d) {
+  const std::string text = FormatDuration(d);
+  FUZZ_CHECK(!text.empty());
+  FUZZ_CHECK(ParseDuration(text).ok());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  if (auto d = ParseDuration(input); d.ok()) CheckFormat(*d);
+
+  if (size >= sizeof(int64_t)) {
+    int64_t ns;
+    std::memcpy(&ns, data, sizeof ns);
+    CheckFormat(Duration(ns));
+  }
+  return 0;
+}
