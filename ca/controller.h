@@ -1,0 +1,232 @@
+// ca/controller.h — the workload secret controller and the two backends it is generic over.
+//
+// The controller gives every service account a secret `istio.<sa>` holding cert-chain.pem,
+// key.pem and root-cert.pem, and keeps it fresh (DESIGN.md "Kubernetes objects → Controller"):
+//   SA exists, no secret            → create
+//   SA gone, secret exists          → delete (also secrets orphaned while we were down)
+//   secret in its grace period, expired, not yet valid, unparsable, for another identity, or
+//   whose root-cert.pem differs from the current roots → refresh (new key, new cert)
+// It is level-triggered: notifications only say "look at this key soon"; every pass re-reads
+// the current state, and a periodic full resync repairs anything a missed event left behind.
+// What to do is decided by pure functions (ca/rotation.h, DecideAction below); the loop only
+// gathers inputs, calls them, and acts. Store errors are retried per key with capped
+// exponential backoff and logged once per failure streak; they are never fatal.
+//
+// The backends are the only things that differ between local-directory mode
+// (ca/local_backend.h) and Kubernetes (k8s informers + API client).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/metrics.h"
+#include "base/status.h"
+#include "base/time.h"
+#include "ca/authority.h"
+#include "ca/rotation.h"
+
+namespace istioca::ca {
+
+// A service account, and therefore the secret `istio.<name>` in namespace `ns`.
+struct ServiceAccountKey {
+  std::string ns;
+  std::string name;
+
+  std::string SecretName() const { return "istio." + name; }
+  std::string ToString() const { return ns + "/" + name; }
+  auto operator<=>(const ServiceAccountKey&) const = default;
+};
+
+// Istio's secret data keys (type istio.io/key-and-cert).
+inline constexpr const char* kCertChainKey = "cert-chain.pem";
+inline constexpr const char* kPrivateKeyKey = "key.pem";
+inline constexpr const char* kRootCertKey = "root-cert.pem";
+inline constexpr const char* kSecretNamePrefix = "istio.";
+inline constexpr const char* kWorkloadSecretType = "istio.io/key-and-cert";
+inline constexpr const char* kServiceAccountAnnotation = "istio.io/service-account.name";
+
+// The content of one workload secret.
+struct WorkloadSecret {
+  std::string cert_chain_pem;
+  std::string key_pem;
+  std::string root_cert_pem;
+  // Opaque version of what was read (Kubernetes resourceVersion; the local generation
+  // directory). Update() succeeds only if the stored version still equals it (optimistic
+  // concurrency); Get() fills it; Create() ignores it.
+  std::string version;
+};
+
+// Where service accounts come from. Implementations: local directory, Kubernetes informer.
+// Thread-safe. The handler may be called from any thread, must be cheap, and carries the key
+// that may have changed (added or deleted); the controller re-reads the state itself.
+class ServiceAccountSource {
+ public:
+  virtual ~ServiceAccountSource() = default;
+  // Called once, before Start().
+  virtual void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) = 0;
+  // Begins watching. Returns quickly; HasSynced() turns true after the first complete list.
+  virtual Status Start() = 0;
+  virtual void Stop() = 0;
+  virtual bool HasSynced() const = 0;
+  // Every service account in scope (the listened namespaces), from the current cache.
+  virtual Result<std::vector<ServiceAccountKey>> List() const = 0;
+  virtual Result<bool> Exists(const ServiceAccountKey& key) const = 0;
+};
+
+// Where workload secrets live. Implementations: local directory, Kubernetes API (+ informer).
+// Thread-safe (the controller writes from a small worker pool). Error codes are the contract:
+//   Get:    kNotFound when absent. Content is returned as stored even if it does not parse.
+//   Create: kAlreadyExists when present.
+//   Update: kNotFound when absent; kAborted (conflict) when the stored version != secret.version.
+//   Delete: kNotFound when absent (the controller treats it as success).
+//   other codes (kUnavailable, kPermissionDenied, kInternal, ...) are retried with backoff.
+class SecretStore {
+ public:
+  virtual ~SecretStore() = default;
+  // Called once, before Start(). Notified when a secret is changed or deleted by anyone.
+  virtual void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) = 0;
+  virtual Status Start() = 0;
+  virtual void Stop() = 0;
+  virtual bool HasSynced() const = 0;
+  // The service accounts of every workload secret in scope (to find orphans).
+  virtual Result<std::vector<ServiceAccountKey>> List() const = 0;
+  virtual Result<WorkloadSecret> Get(const ServiceAccountKey& key) const = 0;
+  virtual Status Create(const ServiceAccountKey& key, const WorkloadSecret& secret) = 0;
+  virtual Status Update(const ServiceAccountKey& key, const WorkloadSecret& secret) = 0;
+  virtual Status Delete(const ServiceAccountKey& key) = 0;
+};
+
+// What the controller does about one key. Pure function of the observed state.
+enum class SecretAction { kNone, kCreate, kRefresh, kDelete };
+const char* SecretActionName(SecretAction action);
+
+struct ObservedSecret {
+  bool sa_exists = false;
+  bool secret_exists = false;
+  // Only meaningful when secret_exists.
+  RotationDecision rotation;
+};
+SecretAction DecideAction(const ObservedSecret& observed);
+
+// DNS SANs for a service account's workload certificate: Istio's webhook table when
+// --append-dns-names (only in the CA storage namespace: `<svc>.<ns>.svc` and `<svc>.<ns>`), then
+// --custom-dns-names entries keyed "sa.ns" (Istio 1.0.6+ key; 0.8 used "sa.sa", a bug).
+std::vector<std::string> WorkloadDnsNames(const IssuancePolicy& policy,
+                                          const std::string& storage_namespace,
+                                          const ServiceAccountKey& key);
+
+struct ControllerOptions {
+  RotationPolicy rotation;
+  Duration workload_ttl = std::chrono::hours(24);
+  std::string storage_namespace = "istio-system";
+  // Full level-triggered pass (Istio: 1 minute informer resync).
+  Duration resync_period = std::chrono::minutes(1);
+  // Per-key retry after a store/signing error: initial * 2^(n-1), capped.
+  Duration backoff_initial = std::chrono::seconds(1);
+  Duration backoff_max = std::chrono::minutes(5);
+  // Threads that generate keys, sign and write (the box has 2 cores).
+  int workers = 2;
+};
+
+// Capped exponential backoff after `failures` consecutive failures (failures >= 1).
+Duration BackoffDelay(int failures, Duration initial, Duration max);
+
+struct SyncStats {
+  int created = 0;
+  int refreshed = 0;
+  int deleted = 0;
+  int failed = 0;
+  int skipped_backoff = 0;
+  int unchanged = 0;
+};
+
+class Controller {
+ public:
+  Controller(Authority& authority, ServiceAccountSource& service_accounts, SecretStore& secrets,
+             const Clock& clock, MetricsRegistry& metrics, ControllerOptions options);
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // One full pass over every service account and every secret, at clock.Now(). Synchronous:
+  // returns when all work (including the worker pool's) is done. Tests call this directly.
+  SyncStats SyncAll();
+  // Reconciles the given keys only (what notifications trigger).
+  SyncStats SyncKeys(const std::vector<ServiceAccountKey>& keys);
+
+  // Runs the loop on a thread: notifications → SyncKeys soon; due rotations → SyncKeys at
+  // their time; every resync_period → SyncAll. Stop() waits for in-flight writes to finish.
+  void Start();
+  void Stop();
+  // Wakes the loop for `key` (wire backends' handlers to this).
+  void Notify(const ServiceAccountKey& key);
+  // Forces a full pass soon (e.g. after the CA bundle changed).
+  void RequestResync();
+
+  // True after the first full pass completed with both backends synced.
+  bool Synced() const;
+  // Earliest NotAfter among the certificates the controller manages (for the
+  // "seconds until the first managed certificate expires" gauge).
+  std::optional<TimePoint> EarliestExpiry() const;
+  size_t ManagedCount() const;
+
+ private:
+  struct Known {  // what we last saw/wrote for a key
+    std::string version;
+    TimePoint not_after{};
+    TimePoint refresh_at{};
+    std::string serial;
+  };
+  struct Failure {
+    int count = 0;
+    TimePoint retry_at{};
+  };
+  struct Work {
+    ServiceAccountKey key;
+    SecretAction action;
+    std::string version;  // for Update
+    RotationReason reason;
+  };
+  SyncStats Reconcile(const std::vector<ServiceAccountKey>& keys, bool full);
+  std::optional<Work> Plan(const ServiceAccountKey& key, bool sa_exists, TimePoint now,
+                           const std::string& roots_pem, SyncStats& stats);
+  Status Execute(const Work& work);
+  void RunWorkers(std::vector<Work>& work, SyncStats& stats);
+  void RecordFailure(const ServiceAccountKey& key, const Status& status, TimePoint now);
+  void RecordSuccess(const ServiceAccountKey& key);
+  void Loop();
+
+  Authority& authority_;
+  ServiceAccountSource& service_accounts_;
+  SecretStore& secrets_;
+  const Clock& clock_;
+  const ControllerOptions options_;
+
+  Counter& created_count_;
+  Counter& deleted_count_;
+  Counter& secret_deleted_count_;
+  Counter& csr_err_count_;
+  MetricsRegistry& metrics_;
+  Histogram& issue_latency_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::map<ServiceAccountKey, Known> known_;
+  std::map<ServiceAccountKey, Failure> failures_;
+  std::set<ServiceAccountKey> pending_;
+  bool resync_requested_ = false;
+  bool synced_ = false;
+  bool stopping_ = false;
+  std::condition_variable cv_;
+  std::thread loop_;
+  std::mutex sync_mu_;  // one pass at a time
+};
+
+}  // namespace istioca::ca
