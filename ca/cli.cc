@@ -1,5 +1,6 @@
 #include "ca/cli.h"
 
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@ void RegisterVersion(CLI::App& app, CommandContext& ctx) {
 }
 
 int RunCli(int argc, char** argv) {
+  // A peer that closes a socket must be an error return, not a process kill.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app("istio-ca: a certificate authority for service meshes (SPIFFE identities for "
                "Kubernetes service accounts)",
                "istio-ca");

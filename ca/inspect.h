@@ -1,1 +1,87 @@
+// ca/inspect.h — what `istio-ca inspect` concludes about a set of certificate material.
+//
+// A "material set" is what one workload would use: a chain (leaf first), optionally its
+// private key, and optionally the roots it trusts (root-cert.pem). Inspect() turns a set into a
+// report at a chosen time; it is pure — no I/O, no clock. Loading sets from files, directories,
+// Secrets and TLS endpoints lives in ca/inspect_input.h; rendering below.
 #pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/time.h"
+#include "pki/cert.h"
+#include "pki/key.h"
+
+namespace istioca::ca {
+
+struct MaterialSet {
+  std::string source;  // "cert-chain.pem", "/etc/certs", "secret default/istio.sa", "example:443"
+  std::string kind;    // "file", "directory", "secret", "connect", "stdin"
+  std::vector<pki::Certificate> chain;       // as presented, leaf first
+  std::optional<pki::PrivateKey> key;
+  std::vector<pki::Certificate> roots;       // the set's own root-cert.pem, if it has one
+  std::string roots_name = "root-cert.pem";  // how the set calls its roots, for messages
+  std::vector<std::string> notes;            // facts from loading ("server asked for a client cert")
+};
+
+struct InspectOptions {
+  TimePoint at;
+  // --roots: trust these instead of the set's own roots.
+  std::optional<std::vector<pki::Certificate>> roots;
+  std::string roots_name;  // "--roots FILE" for messages
+  Duration expiring_within{0};
+  double grace_ratio = 0.5;
+  Duration min_grace = std::chrono::minutes(10);
+};
+
+struct CertReport {
+  std::string role;  // "leaf", "intermediate", "root", "ca"
+  pki::CertInfo info;
+  Duration time_left{};  // NotAfter - at (negative when expired)
+};
+
+struct SetReport {
+  std::string source;
+  std::string kind;
+  TimePoint at;
+  std::vector<CertReport> chain;
+  std::vector<CertReport> roots;
+  std::optional<std::string> spiffe_id;  // of the leaf
+  std::optional<TimePoint> expires_at;   // the soonest NotAfter along the chain
+  std::optional<TimePoint> rotation_due_at;
+  // Chain verification: nullopt when there were no roots to verify against.
+  std::optional<bool> chain_verified;
+  std::string chain_error;
+  std::string roots_source;  // "--roots FILE", "root-cert.pem", "the chain's own root", "none"
+  std::vector<std::string> verified_path;  // SHA-256 fingerprints, leaf to anchor
+  bool key_present = false;
+  std::optional<bool> key_matches;
+  std::string key_type;
+  bool svid_applies = false;  // the leaf carries a spiffe:// URI
+  std::vector<std::string> svid_violations;
+  std::vector<std::string> problems;  // each one makes the exit code 1
+  std::vector<std::string> warnings;
+  std::vector<std::string> notes;
+
+  bool healthy() const { return problems.empty(); }
+};
+
+SetReport Inspect(const MaterialSet& set, const InspectOptions& options);
+
+// The moment a workload certificate enters its grace period and is due for rotation:
+// NotAfter − max(ratio × lifetime, min_grace), computed without overflow.
+TimePoint RotationDue(TimePoint not_before, TimePoint not_after, double ratio, Duration min_grace);
+
+struct RenderOptions {
+  bool color = false;
+  bool verbose = true;  // print every certificate's details, not just the summary
+};
+std::string RenderText(const std::vector<SetReport>& reports, const RenderOptions& options);
+// Stable machine schema "istio-ca.inspect/v1", documented in the README.
+nlohmann::json RenderJson(const std::vector<SetReport>& reports, TimePoint at);
+
+}  // namespace istioca::ca

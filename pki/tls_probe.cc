@@ -114,10 +114,16 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
     sni = host;
   }
   if (!sni.empty()) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
-  if (SSL_connect(ssl.get()) != 1) {
-    return OsslError(Code::kUnavailable, "TLS handshake with " + address + " failed");
-  }
   PeerChain out;
+  if (SSL_connect(ssl.get()) != 1) {
+    // A server that requires a client certificate (TLS 1.2) aborts after sending its own chain;
+    // that chain is still what we came for.
+    if (SSL_get_peer_cert_chain(ssl.get()) == nullptr) {
+      return OsslError(Code::kUnavailable, "TLS handshake with " + address + " failed");
+    }
+    ClearOsslErrors();
+    out.notes.push_back("the handshake did not complete (the server may require a client certificate)");
+  }
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
     X509* c = sk_X509_value(chain, i);

@@ -17,6 +17,7 @@ struct PeerChain {
   std::vector<Certificate> certs;  // as sent: leaf first
   std::string protocol;            // "TLSv1.3"
   std::string cipher;
+  std::vector<std::string> notes;  // e.g. the server asked for a client certificate
 };
 
 // `address` is HOST:PORT or [V6]:PORT. `servername` sets SNI (defaults to the host unless it is
