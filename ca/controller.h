@@ -181,9 +181,8 @@ class Controller {
  private:
   struct Known {  // what we last saw/wrote for a key
     std::string version;
-    TimePoint not_after{};
+    PublishedLeaf leaf;
     TimePoint refresh_at{};
-    std::string serial;
   };
   struct Failure {
     int count = 0;

@@ -1,0 +1,453 @@
+#include "ca/local_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "base/log.h"
+
+namespace istioca::ca {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
+  const std::string detail = path + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT: return NotFound(what + " failed: not found", detail);
+    case EEXIST:
+    case ENOTEMPTY: return Status(Code::kAlreadyExists, what + " failed: already exists", detail);
+    case EACCES:
+    case EPERM:
+    case EROFS: return Status(Code::kPermissionDenied, what + " failed: " + std::strerror(err), detail);
+    default: return Unavailable(what + " failed: " + std::strerror(err), detail);
+  }
+}
+
+bool IsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  for (char c : s) {
+    if (!alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+// Entries of a directory, without "." and "..". Empty on error.
+std::vector<std::pair<std::string, unsigned char>> ReadDir(const std::string& path) {
+  std::vector<std::pair<std::string, unsigned char>> out;
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    unsigned char type = e->d_type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (lstat((path + "/" + e->d_name).c_str(), &st) == 0) {
+        type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+      }
+    }
+    out.emplace_back(std::string(name), type);
+  }
+  closedir(d);
+  return out;
+}
+
+Result<std::string> ReadLink(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  if (n < 0) return ErrnoStatus("readlink", path, errno);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+Status WriteNewFile(const std::string& path, std::string_view data, int mode) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoStatus("creating file", path, errno);
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd);
+      unlink(path.c_str());
+      return ErrnoStatus("writing file", path, err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) return ErrnoStatus("closing file", path, errno);
+  return OkStatus();
+}
+
+// Replaces (or creates) a symlink atomically: a temporary link renamed over the name.
+Status ReplaceSymlink(const std::string& target, const std::string& link) {
+  const std::string tmp = link + ".tmp";
+  unlink(tmp.c_str());
+  if (symlink(target.c_str(), tmp.c_str()) != 0) return ErrnoStatus("symlink", tmp, errno);
+  if (rename(tmp.c_str(), link.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus("rename", link, err);
+  }
+  return OkStatus();
+}
+
+void RemoveAll(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+const char* const kFiles[] = {kCertChainKey, kPrivateKeyKey, kRootCertKey};
+constexpr const char* kDataLink = "..data";
+
+}  // namespace
+
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("reading " + path, path, errno);
+  std::string out;
+  char buf[16384];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus("reading " + path, path, err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      close(fd);
+      return InvalidArgument("file " + path + " is larger than " + std::to_string(max_bytes) +
+                             " bytes");
+    }
+  }
+  close(fd);
+  return out;
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp =
+      path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
+  RETURN_IF_ERROR(WriteNewFile(tmp, data, mode));
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus("renaming into place", path, err);
+  }
+  return OkStatus();
+}
+
+bool ValidNamespaceName(std::string_view name) { return IsLabel(name); }
+
+bool ValidServiceAccountName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = name.find('.', start);
+    if (!IsLabel(name.substr(start, dot == std::string_view::npos ? dot : dot - start))) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+// ---- DirectoryPoller ------------------------------------------------------------------------
+
+void DirectoryPoller::Start() {
+  PollOnce();
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    while (!stop_cv_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      PollOnce();
+      lock.lock();
+    }
+  });
+}
+
+void DirectoryPoller::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DirectoryPoller::PollOnce() {
+  std::set<ServiceAccountKey> now = scan_();
+  std::vector<ServiceAccountKey> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set_symmetric_difference(now.begin(), now.end(), keys_.begin(), keys_.end(),
+                                  std::back_inserter(changed));
+    keys_ = std::move(now);
+  }
+  synced_ = true;
+  if (handler_) {
+    for (const ServiceAccountKey& k : changed) handler_(k);
+  }
+}
+
+std::set<ServiceAccountKey> DirectoryPoller::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keys_;
+}
+
+// ---- LocalServiceAccounts -------------------------------------------------------------------
+
+LocalServiceAccounts::LocalServiceAccounts(std::string dir, std::chrono::milliseconds poll)
+    : root_(std::move(dir) + "/serviceaccounts"), poller_([this] { return Scan(); }, poll) {}
+
+void LocalServiceAccounts::SetHandler(std::function<void(const ServiceAccountKey&)> on_change) {
+  poller_.SetHandler(std::move(on_change));
+}
+
+Status LocalServiceAccounts::Start() {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return Unavailable("cannot create " + root_, ec.message());
+  poller_.Start();
+  return OkStatus();
+}
+
+std::set<ServiceAccountKey> LocalServiceAccounts::Scan() {
+  std::set<ServiceAccountKey> out;
+  auto invalid = [this](const std::string& path, const char* what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (logged_invalid_.insert(path).second) {
+      Logger("local")->warn("ignoring {} that is not a valid Kubernetes name path={}", what, path);
+    }
+  };
+  for (const auto& [ns, ns_type] : ReadDir(root_)) {
+    if (ns[0] == '.' || ns_type != DT_DIR) continue;
+    if (!ValidNamespaceName(ns)) {
+      invalid(root_ + "/" + ns, "namespace");
+      continue;
+    }
+    for (const auto& [sa, sa_type] : ReadDir(root_ + "/" + ns)) {
+      if (sa[0] == '.' || sa_type == DT_DIR) continue;
+      if (!ValidServiceAccountName(sa)) {
+        invalid(root_ + "/" + ns + "/" + sa, "service account");
+        continue;
+      }
+      out.insert({ns, sa});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<ServiceAccountKey>> LocalServiceAccounts::List() const {
+  const auto keys = poller_.Snapshot();
+  return std::vector<ServiceAccountKey>(keys.begin(), keys.end());
+}
+
+Result<bool> LocalServiceAccounts::Exists(const ServiceAccountKey& key) const {
+  // Reads the file system rather than the snapshot so that a notification's key is current.
+  if (!ValidNamespaceName(key.ns) || !ValidServiceAccountName(key.name)) return false;
+  struct stat st;
+  const std::string path = root_ + "/" + key.ns + "/" + key.name;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    return ErrnoStatus("stat", path, errno);
+  }
+  return !S_ISDIR(st.st_mode);
+}
+
+// ---- LocalSecretStore -----------------------------------------------------------------------
+
+LocalSecretStore::LocalSecretStore(std::string dir, std::chrono::milliseconds poll)
+    : root_(std::move(dir) + "/secrets"), poller_([this] { return Scan(); }, poll) {}
+
+std::string LocalSecretStore::SecretDir(const ServiceAccountKey& key) const {
+  return root_ + "/" + key.ns + "/" + key.SecretName();
+}
+
+void LocalSecretStore::SetHandler(std::function<void(const ServiceAccountKey&)> on_change) {
+  poller_.SetHandler(std::move(on_change));
+}
+
+Status LocalSecretStore::Start() {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return Unavailable("cannot create " + root_, ec.message());
+  // Leftovers of a publication or deletion interrupted by a crash.
+  for (const auto& [ns, type] : ReadDir(root_)) {
+    if (type != DT_DIR) continue;
+    for (const auto& [name, t] : ReadDir(root_ + "/" + ns)) {
+      if (name.rfind(".tmp.", 0) == 0 || name.rfind(".deleted.", 0) == 0) {
+        RemoveAll(root_ + "/" + ns + "/" + name);
+      }
+    }
+  }
+  poller_.Start();
+  return OkStatus();
+}
+
+std::set<ServiceAccountKey> LocalSecretStore::Scan() const {
+  std::set<ServiceAccountKey> out;
+  const std::string prefix = kSecretNamePrefix;
+  for (const auto& [ns, ns_type] : ReadDir(root_)) {
+    if (ns[0] == '.' || ns_type != DT_DIR || !ValidNamespaceName(ns)) continue;
+    for (const auto& [name, type] : ReadDir(root_ + "/" + ns)) {
+      if (name.rfind(prefix, 0) != 0) continue;
+      const std::string sa = name.substr(prefix.size());
+      if (ValidServiceAccountName(sa)) out.insert({ns, sa});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<ServiceAccountKey>> LocalSecretStore::List() const {
+  // Scans afresh: List is used by the full resync and must see the current state.
+  const auto keys = Scan();
+  return std::vector<ServiceAccountKey>(keys.begin(), keys.end());
+}
+
+Result<WorkloadSecret> LocalSecretStore::Get(const ServiceAccountKey& key) const {
+  const std::string dir = SecretDir(key);
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("secret not found", dir);
+    return ErrnoStatus("stat", dir, errno);
+  }
+  WorkloadSecret out;
+  if (!S_ISDIR(st.st_mode)) return out;  // present but corrupt: empty content, version ""
+  auto gen = ReadLink(dir + "/" + kDataLink);
+  if (!gen.ok()) {
+    if (gen.status().code() == Code::kPermissionDenied) return gen.status();
+    return out;  // no usable ..data: present but corrupt
+  }
+  out.version = *gen;
+  std::string* fields[] = {&out.cert_chain_pem, &out.key_pem, &out.root_cert_pem};
+  for (int i = 0; i < 3; ++i) {
+    // A reader opens DIR/<file>; if that name no longer points into ..data the set is broken
+    // for readers even when the generation is intact, so report the file as empty.
+    auto link = ReadLink(dir + "/" + kFiles[i]);
+    if (!link.ok() || *link != std::string(kDataLink) + "/" + kFiles[i]) continue;
+    auto data = ReadFileToString(dir + "/" + *gen + "/" + kFiles[i]);
+    if (data.ok()) {
+      *fields[i] = std::move(data).value();
+    } else if (data.status().code() != Code::kNotFound) {
+      return data.status();
+    }
+  }
+  return out;
+}
+
+Result<std::string> LocalSecretStore::WriteGeneration(const std::string& secret_dir,
+                                                      const WorkloadSecret& secret) {
+  const std::string gen = "..g" + std::to_string(getpid()) + "." +
+                          std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count()) +
+                          "." + std::to_string(counter_++);
+  const std::string path = secret_dir + "/" + gen;
+  if (mkdir(path.c_str(), 0755) != 0) return ErrnoStatus("mkdir", path, errno);
+  const std::string* data[] = {&secret.cert_chain_pem, &secret.key_pem, &secret.root_cert_pem};
+  for (int i = 0; i < 3; ++i) {
+    Status s = WriteNewFile(path + "/" + kFiles[i], *data[i], i == 1 ? 0600 : 0644);
+    if (!s.ok()) {
+      RemoveAll(path);
+      return s;
+    }
+  }
+  return gen;
+}
+
+Status LocalSecretStore::Create(const ServiceAccountKey& key, const WorkloadSecret& secret) {
+  const std::string ns_dir = root_ + "/" + key.ns;
+  if (mkdir(ns_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus("mkdir", ns_dir, errno);
+  }
+  const std::string dir = SecretDir(key);
+  const std::string tmp = ns_dir + "/.tmp." + key.SecretName() + "." + std::to_string(getpid()) +
+                          "." + std::to_string(counter_++);
+  if (mkdir(tmp.c_str(), 0755) != 0) return ErrnoStatus("mkdir", tmp, errno);
+  auto fail = [&](Status s) {
+    RemoveAll(tmp);
+    return s;
+  };
+  auto gen = WriteGeneration(tmp, secret);
+  if (!gen.ok()) return fail(gen.status());
+  if (symlink(gen->c_str(), (tmp + "/" + kDataLink).c_str()) != 0) {
+    return fail(ErrnoStatus("symlink", tmp, errno));
+  }
+  for (const char* f : kFiles) {
+    const std::string target = std::string(kDataLink) + "/" + f;
+    if (symlink(target.c_str(), (tmp + "/" + f).c_str()) != 0) {
+      return fail(ErrnoStatus("symlink", tmp, errno));
+    }
+  }
+  // rename(2) of a directory onto an existing non-empty directory or a file fails: the
+  // AlreadyExists that tells the controller to read again.
+  if (rename(tmp.c_str(), dir.c_str()) != 0) {
+    const int err = errno;
+    if (err == ENOTDIR || err == EISDIR) return fail(ErrnoStatus("publish", dir, EEXIST));
+    return fail(ErrnoStatus("publish", dir, err));
+  }
+  return OkStatus();
+}
+
+Status LocalSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecret& secret) {
+  const std::string dir = SecretDir(key);
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return NotFound("secret not found", dir);
+    return ErrnoStatus("stat", dir, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    // A corrupt secret (a plain file where the directory should be): replace it whole.
+    if (!secret.version.empty()) return Status(Code::kAborted, "secret changed", dir);
+    if (unlink(dir.c_str()) != 0) return ErrnoStatus("removing corrupt secret", dir, errno);
+    return Create(key, secret);
+  }
+  auto current = ReadLink(dir + "/" + kDataLink);
+  const std::string current_gen = current.ok() ? *current : "";
+  if (current_gen != secret.version) return Status(Code::kAborted, "secret changed", dir);
+  ASSIGN_OR_RETURN(std::string gen, WriteGeneration(dir, secret));
+  Status s = ReplaceSymlink(gen, dir + "/" + kDataLink);
+  if (!s.ok()) {
+    RemoveAll(dir + "/" + gen);
+    return s;
+  }
+  // Repair the per-file links if someone removed or replaced them.
+  for (const char* f : kFiles) {
+    const std::string want = std::string(kDataLink) + "/" + f;
+    auto link = ReadLink(dir + "/" + f);
+    if (link.ok() && *link == want) continue;
+    RemoveAll(dir + "/" + f);
+    RETURN_IF_ERROR(ReplaceSymlink(want, dir + "/" + f));
+  }
+  // Old generations (and orphans of an interrupted update) go only after the swap.
+  for (const auto& [name, type] : ReadDir(dir)) {
+    if (name.rfind("..", 0) == 0 && name != kDataLink && name != gen) RemoveAll(dir + "/" + name);
+  }
+  return OkStatus();
+}
+
+Status LocalSecretStore::Delete(const ServiceAccountKey& key) {
+  const std::string dir = SecretDir(key);
+  const std::string gone = root_ + "/" + key.ns + "/.deleted." + key.SecretName() + "." +
+                           std::to_string(getpid()) + "." + std::to_string(counter_++);
+  // Rename first so the secret disappears for readers in one step.
+  if (rename(dir.c_str(), gone.c_str()) != 0) return ErrnoStatus("delete", dir, errno);
+  RemoveAll(gone);
+  return OkStatus();
+}
+
+}  // namespace istioca::ca

@@ -1,0 +1,124 @@
+// ca/local_backend.h — local-directory mode: service accounts and secrets as files.
+//
+//   DIR/serviceaccounts/<ns>/<sa>         a file here means the service account exists
+//   DIR/secrets/<ns>/istio.<sa>/          what a sidecar would mount at /etc/certs:
+//       cert-chain.pem -> ..data/cert-chain.pem
+//       key.pem        -> ..data/key.pem          (0600)
+//       root-cert.pem  -> ..data/root-cert.pem
+//       ..data         -> ..<generation>          (swapped atomically with rename(2))
+//       ..<generation>/{cert-chain.pem,key.pem,root-cert.pem}
+//
+// Publication is kubelet's atomic-writer scheme: a new generation directory is written in full,
+// then the `..data` symlink is replaced by rename, so a reader that resolves `..data` once never
+// sees a half-written file or a key from one issuance with a certificate from another; a crash
+// before the rename leaves the previous generation published (the orphan is removed later). A
+// new secret directory is built under a temporary name and renamed into place. Files are not
+// fsynced: the guarantee is against process crashes and concurrent readers, not power loss.
+//
+// Changes are found by a bounded poll (every 200 ms) of both trees — names only, no file
+// contents — so additions and deletions take effect well within a second. Changed file contents
+// inside a secret (corruption) are found by the controller's periodic resync. Names that are not
+// valid Kubernetes names are skipped with one log line each.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "base/status.h"
+#include "ca/controller.h"
+
+namespace istioca::ca {
+
+// File helpers shared by the local stores.
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 1 << 20);
+// Writes via a temporary file in the same directory and rename(2); `mode` applies from creation.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+// Kubernetes names: a namespace is an RFC 1123 label (≤ 63), a service account an RFC 1123
+// subdomain (≤ 253).
+bool ValidNamespaceName(std::string_view name);
+bool ValidServiceAccountName(std::string_view name);
+
+// Polls a tree on a thread and reports keys that appeared or disappeared.
+class DirectoryPoller {
+ public:
+  using Scan = std::function<std::set<ServiceAccountKey>()>;
+  DirectoryPoller(Scan scan, std::chrono::milliseconds interval) : scan_(std::move(scan)), interval_(interval) {}
+  ~DirectoryPoller() { Stop(); }
+  void SetHandler(std::function<void(const ServiceAccountKey&)> h) { handler_ = std::move(h); }
+  // Scans once synchronously, then polls until Stop().
+  void Start();
+  void Stop();
+  // One pass: rescan and notify differences. Tests call it instead of waiting.
+  void PollOnce();
+  std::set<ServiceAccountKey> Snapshot() const;
+  bool Synced() const { return synced_; }
+
+ private:
+  Scan scan_;
+  const std::chrono::milliseconds interval_;
+  std::function<void(const ServiceAccountKey&)> handler_;
+  mutable std::mutex mu_;
+  std::set<ServiceAccountKey> keys_;
+  std::atomic<bool> synced_{false};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// DIR/serviceaccounts/<ns>/<sa>.
+class LocalServiceAccounts final : public ServiceAccountSource {
+ public:
+  explicit LocalServiceAccounts(std::string dir,
+                                std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+  void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) override;
+  Status Start() override;
+  void Stop() override { poller_.Stop(); }
+  bool HasSynced() const override { return poller_.Synced(); }
+  Result<std::vector<ServiceAccountKey>> List() const override;
+  Result<bool> Exists(const ServiceAccountKey& key) const override;
+  void PollOnce() { poller_.PollOnce(); }
+
+ private:
+  std::set<ServiceAccountKey> Scan();
+  const std::string root_;
+  mutable std::mutex mu_;
+  std::set<std::string> logged_invalid_;
+  DirectoryPoller poller_;
+};
+
+// DIR/secrets/<ns>/istio.<sa>/.
+class LocalSecretStore final : public SecretStore {
+ public:
+  explicit LocalSecretStore(std::string dir,
+                            std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+  std::string SecretDir(const ServiceAccountKey& key) const;
+
+  void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) override;
+  // Creates the tree if missing and removes leftovers of an interrupted publication.
+  Status Start() override;
+  void Stop() override { poller_.Stop(); }
+  bool HasSynced() const override { return poller_.Synced(); }
+  Result<std::vector<ServiceAccountKey>> List() const override;
+  Result<WorkloadSecret> Get(const ServiceAccountKey& key) const override;
+  Status Create(const ServiceAccountKey& key, const WorkloadSecret& secret) override;
+  Status Update(const ServiceAccountKey& key, const WorkloadSecret& secret) override;
+  Status Delete(const ServiceAccountKey& key) override;
+  void PollOnce() { poller_.PollOnce(); }
+
+ private:
+  std::set<ServiceAccountKey> Scan() const;
+  // Writes a complete generation directory under `secret_dir` and returns its name.
+  Result<std::string> WriteGeneration(const std::string& secret_dir,
+                                      const WorkloadSecret& secret);
+  const std::string root_;
+  std::atomic<uint64_t> counter_{0};
+  DirectoryPoller poller_;
+};
+
+}  // namespace istioca::ca
