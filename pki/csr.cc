@@ -1,5 +1,6 @@
 #include "pki/csr.h"
 
+#include "pki/general_names.h"
 #include "pki/pem.h"
 
 namespace istioca::pki {
@@ -8,22 +9,6 @@ namespace {
 using ExtStack = std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)>;
 
 void FreeExtStack(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-
-// Builds a GENERAL_NAMES from URIs and DNS names; returns null on OpenSSL failure.
-UniquePtr<GENERAL_NAMES> MakeSans(const std::vector<std::string>& uris,
-                                  const std::vector<std::string>& dns) {
-  UniquePtr<GENERAL_NAMES> names(GENERAL_NAMES_new());
-  auto add = [&](int type, const std::string& value) {
-    GENERAL_NAME* gn = GENERAL_NAME_new();
-    ASN1_IA5STRING* s = ASN1_IA5STRING_new();
-    ASN1_STRING_set(s, value.data(), static_cast<int>(value.size()));
-    GENERAL_NAME_set0_value(gn, type, s);
-    sk_GENERAL_NAME_push(names.get(), gn);
-  };
-  for (const auto& u : uris) add(GEN_URI, u);
-  for (const auto& d : dns) add(GEN_DNS, d);
-  return names;
-}
 
 }  // namespace
 
@@ -38,7 +23,7 @@ Result<Csr> Csr::Build(const PrivateKey& key, const CsrOptions& options) {
   }
   X509_REQ_set_pubkey(req.get(), key.get());
   if (!options.uris.empty() || !options.dns_names.empty()) {
-    UniquePtr<GENERAL_NAMES> sans = MakeSans(options.uris, options.dns_names);
+    UniquePtr<GENERAL_NAMES> sans = MakeGeneralNames(options.uris, options.dns_names);
     ExtStack exts(sk_X509_EXTENSION_new_null(), FreeExtStack);
     // Critical when the subject is empty (RFC 5280 4.2.1.6), as Istio does since 1.2.
     X509_EXTENSION* ext =

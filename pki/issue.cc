@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include "pki/general_names.h"
+
 namespace istioca::pki {
 namespace {
 
@@ -39,16 +41,7 @@ Status AddExt(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 }
 
 Status AddSans(X509* cert, const std::vector<std::string>& uris, const std::vector<std::string>& dns) {
-  UniquePtr<GENERAL_NAMES> names(GENERAL_NAMES_new());
-  auto add = [&](int type, const std::string& value) {
-    GENERAL_NAME* gn = GENERAL_NAME_new();
-    ASN1_IA5STRING* s = ASN1_IA5STRING_new();
-    ASN1_STRING_set(s, value.data(), static_cast<int>(value.size()));
-    GENERAL_NAME_set0_value(gn, type, s);
-    sk_GENERAL_NAME_push(names.get(), gn);
-  };
-  for (const auto& u : uris) add(GEN_URI, u);
-  for (const auto& d : dns) add(GEN_DNS, d);
+  UniquePtr<GENERAL_NAMES> names = MakeGeneralNames(uris, dns);
   // Critical because the subject is empty (RFC 5280 4.2.1.6; Istio since 1.2).
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 1, X509V3_ADD_DEFAULT) != 1) {
     return OsslError(Code::kInternal, "adding SAN extension failed");
