@@ -1,0 +1,309 @@
+#include "k8s/objects.h"
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "k8s/errors.h"
+
+namespace istioca::k8s {
+namespace {
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Str(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::map<std::string, std::string> StringMap(const Json& j, const char* key) {
+  std::map<std::string, std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_object()) return out;
+  for (auto& [k, v] : it->items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+std::optional<TimePoint> OptionalTime(const Json& j, const char* key) {
+  std::string s = Str(j, key);
+  if (s.empty()) return std::nullopt;
+  auto t = ParseMicroTime(s);
+  if (!t.ok()) return std::nullopt;
+  return *t;
+}
+
+}  // namespace
+
+Result<TimePoint> ParseMicroTime(const std::string& s) {
+  auto t = ParseRfc3339(s);
+  if (!t.ok()) return t.status();
+  TimePoint out = std::chrono::floor<std::chrono::seconds>(*t);
+  if (auto dot = s.find('.'); dot != std::string::npos) {
+    int64_t us = 0;
+    int digits = 0;
+    for (size_t i = dot + 1; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+      if (digits < 6) {
+        us = us * 10 + (s[i] - '0');
+        ++digits;
+      }
+    }
+    for (; digits < 6; ++digits) us *= 10;
+    out += std::chrono::microseconds(us);
+  }
+  return out;
+}
+
+std::string Base64Encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
+    out += {kB64[v >> 18], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63], kB64[v & 63]};
+  }
+  if (i + 1 == data.size()) {
+    uint32_t v = uint8_t(data[i]) << 16;
+    out += {kB64[v >> 18], kB64[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == data.size()) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8);
+    out += {kB64[v >> 18], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return InvalidArgument("base64 length is not a multiple of 4");
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '=') {
+      ++pad;
+      if (i + 2 < text.size()) return InvalidArgument("base64 padding in the middle");
+      continue;
+    }
+    if (pad > 0) return InvalidArgument("base64 data after padding");
+    const char* p = c == '\0' ? nullptr : std::strchr(kB64, c);
+    if (p == nullptr) return InvalidArgument("invalid base64 character");
+    acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::string FormatMicroTime(TimePoint t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  long frac = static_cast<long>(us % 1000000);
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+ObjectMeta MetaFromJson(const Json& object) {
+  ObjectMeta m;
+  auto it = object.find("metadata");
+  if (it == object.end() || !it->is_object()) return m;
+  const Json& md = *it;
+  m.name = Str(md, "name");
+  m.ns = Str(md, "namespace");
+  m.uid = Str(md, "uid");
+  m.resource_version = Str(md, "resourceVersion");
+  m.labels = StringMap(md, "labels");
+  m.annotations = StringMap(md, "annotations");
+  m.deleting = md.contains("deletionTimestamp") && !md["deletionTimestamp"].is_null();
+  return m;
+}
+
+Json MetaToJson(const ObjectMeta& m) {
+  Json md = Json::object();
+  md["name"] = m.name;
+  if (!m.ns.empty()) md["namespace"] = m.ns;
+  if (!m.uid.empty()) md["uid"] = m.uid;
+  if (!m.resource_version.empty()) md["resourceVersion"] = m.resource_version;
+  if (!m.labels.empty()) md["labels"] = m.labels;
+  if (!m.annotations.empty()) md["annotations"] = m.annotations;
+  return md;
+}
+
+Result<Secret> SecretFromJson(const Json& object) {
+  Secret s;
+  s.meta = MetaFromJson(object);
+  s.type = Str(object, "type");
+  if (s.type.empty()) s.type = "Opaque";
+  auto it = object.find("data");
+  if (it != object.end() && it->is_object()) {
+    for (auto& [k, v] : it->items()) {
+      if (!v.is_string())
+        return InvalidArgument("secret " + s.meta.ns + "/" + s.meta.name +
+                               ": data is not a string");
+      auto bytes = Base64Decode(v.get<std::string>());
+      if (!bytes.ok()) {
+        return InvalidArgument("secret " + s.meta.ns + "/" + s.meta.name + ": data key " + k +
+                               " is not base64");
+      }
+      s.data[k] = std::move(bytes).value();
+    }
+  }
+  return s;
+}
+
+Json SecretToJson(const Secret& s) {
+  Json j{{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", MetaToJson(s.meta)}};
+  if (!s.type.empty()) j["type"] = s.type;
+  Json data = Json::object();
+  for (const auto& [k, v] : s.data) data[k] = Base64Encode(v);
+  j["data"] = std::move(data);
+  return j;
+}
+
+ServiceAccount ServiceAccountFromJson(const Json& object) { return {MetaFromJson(object)}; }
+
+Result<Lease> LeaseFromJson(const Json& object) {
+  Lease l;
+  l.meta = MetaFromJson(object);
+  auto it = object.find("spec");
+  if (it != object.end() && it->is_object()) {
+    const Json& spec = *it;
+    l.holder = Str(spec, "holderIdentity");
+    if (spec.contains("leaseDurationSeconds") && spec["leaseDurationSeconds"].is_number_integer()) {
+      l.duration_seconds = spec["leaseDurationSeconds"];
+    }
+    if (spec.contains("leaseTransitions") && spec["leaseTransitions"].is_number_integer()) {
+      l.transitions = spec["leaseTransitions"];
+    }
+    l.acquire_time = OptionalTime(spec, "acquireTime");
+    l.renew_time = OptionalTime(spec, "renewTime");
+  }
+  return l;
+}
+
+Json LeaseToJson(const Lease& l) {
+  Json spec = Json::object();
+  if (!l.holder.empty()) spec["holderIdentity"] = l.holder;
+  spec["leaseDurationSeconds"] = l.duration_seconds;
+  if (l.acquire_time) spec["acquireTime"] = FormatMicroTime(*l.acquire_time);
+  if (l.renew_time) spec["renewTime"] = FormatMicroTime(*l.renew_time);
+  spec["leaseTransitions"] = l.transitions;
+  return Json{{"apiVersion", "coordination.k8s.io/v1"},
+              {"kind", "Lease"},
+              {"metadata", MetaToJson(l.meta)},
+              {"spec", std::move(spec)}};
+}
+
+Result<Secret> GetSecret(Api& api, const std::string& ns, const std::string& name) {
+  ASSIGN_OR_RETURN(Json j, api.Get(kSecrets, ns, name));
+  return SecretFromJson(j);
+}
+
+Result<Secret> CreateSecret(Api& api, const Secret& secret) {
+  Secret s = secret;
+  s.meta.resource_version.clear();  // a create with an RV is a 500 (sample 028)
+  s.meta.uid.clear();
+  ASSIGN_OR_RETURN(Json j, api.Create(kSecrets, s.meta.ns, SecretToJson(s)));
+  return SecretFromJson(j);
+}
+
+Result<Secret> UpdateSecret(Api& api, const Secret& secret) {
+  ASSIGN_OR_RETURN(Json j, api.Update(kSecrets, secret.meta.ns, SecretToJson(secret)));
+  return SecretFromJson(j);
+}
+
+Status DeleteSecret(Api& api, const std::string& ns, const std::string& name,
+                    const std::string& precondition_rv) {
+  return api.Delete(kSecrets, ns, name, precondition_rv);
+}
+
+Result<std::vector<Secret>> ListSecrets(Api& api, const std::string& ns,
+                                        const std::string& field_selector) {
+  ListOptions o;
+  o.field_selector = field_selector;
+  o.limit = 500;
+  ASSIGN_OR_RETURN(ListPage page, ListAll(api, kSecrets, ns, o));
+  std::vector<Secret> out;
+  out.reserve(page.items.size());
+  for (const auto& item : page.items) {
+    ASSIGN_OR_RETURN(Secret s, SecretFromJson(item));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<ServiceAccount> GetServiceAccount(Api& api, const std::string& ns, const std::string& name) {
+  ASSIGN_OR_RETURN(Json j, api.Get(kServiceAccounts, ns, name));
+  return ServiceAccountFromJson(j);
+}
+
+Result<std::vector<ServiceAccount>> ListServiceAccounts(Api& api, const std::string& ns) {
+  ListOptions o;
+  o.limit = 500;
+  ASSIGN_OR_RETURN(ListPage page, ListAll(api, kServiceAccounts, ns, o));
+  std::vector<ServiceAccount> out;
+  out.reserve(page.items.size());
+  for (const auto& item : page.items) out.push_back(ServiceAccountFromJson(item));
+  return out;
+}
+
+Result<Lease> GetLease(Api& api, const std::string& ns, const std::string& name) {
+  ASSIGN_OR_RETURN(Json j, api.Get(kLeases, ns, name));
+  return LeaseFromJson(j);
+}
+
+Result<Lease> CreateLease(Api& api, const Lease& lease) {
+  Lease l = lease;
+  l.meta.resource_version.clear();
+  ASSIGN_OR_RETURN(Json j, api.Create(kLeases, l.meta.ns, LeaseToJson(l)));
+  return LeaseFromJson(j);
+}
+
+Result<Lease> UpdateLease(Api& api, const Lease& lease) {
+  ASSIGN_OR_RETURN(Json j, api.Update(kLeases, lease.meta.ns, LeaseToJson(lease)));
+  return LeaseFromJson(j);
+}
+
+Result<TokenReviewResult> ReviewToken(Api& api, const std::string& token,
+                                      const std::vector<std::string>& audiences) {
+  Json spec{{"token", token}};
+  if (!audiences.empty()) spec["audiences"] = audiences;
+  Json body{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", spec}};
+  ASSIGN_OR_RETURN(Json j, api.Post(kTokenReviews, "", body));
+  TokenReviewResult r;
+  auto st = j.find("status");
+  if (st == j.end() || !st->is_object()) return Internal("TokenReview answer has no status");
+  r.authenticated = st->value("authenticated", false);
+  r.error = Str(*st, "error");
+  if (st->contains("user") && (*st)["user"].is_object()) {
+    const Json& u = (*st)["user"];
+    r.username = Str(u, "username");
+    r.uid = Str(u, "uid");
+    if (u.contains("groups") && u["groups"].is_array()) {
+      for (const auto& g : u["groups"]) {
+        if (g.is_string()) r.groups.push_back(g);
+      }
+    }
+  }
+  if (st->contains("audiences") && (*st)["audiences"].is_array()) {
+    for (const auto& a : (*st)["audiences"]) {
+      if (a.is_string()) r.audiences.push_back(a);
+    }
+  }
+  return r;
+}
+
+}  // namespace istioca::k8s

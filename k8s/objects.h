@@ -1,0 +1,100 @@
+// k8s/objects.h — the few Kubernetes objects istio-ca uses, as structs, and typed operations
+// over the Api. Only the fields istio-ca reads or writes are kept; converting back to JSON
+// builds a fresh object (the server ignores absent managedFields and keeps what PUT omits only
+// for status, which these kinds do not have).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/time.h"
+#include "k8s/api.h"
+
+namespace istioca::k8s {
+
+struct ObjectMeta {
+  std::string name;
+  std::string ns;
+  std::string uid;
+  std::string resource_version;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  bool deleting = false;  // deletionTimestamp set
+};
+
+struct Secret {
+  ObjectMeta meta;
+  std::string type;                         // "Opaque" when absent
+  std::map<std::string, std::string> data;  // decoded bytes, keyed by data key
+};
+
+struct ServiceAccount {
+  ObjectMeta meta;
+};
+
+// coordination.k8s.io/v1 Lease. Times are MicroTime on the wire (exactly 6 fraction digits).
+struct Lease {
+  ObjectMeta meta;
+  std::string holder;
+  int duration_seconds = 0;
+  std::optional<TimePoint> acquire_time;
+  std::optional<TimePoint> renew_time;
+  int transitions = 0;
+};
+
+struct TokenReviewResult {
+  bool authenticated = false;
+  std::string username;  // "system:serviceaccount:<ns>:<sa>" for service accounts
+  std::string uid;
+  std::vector<std::string> groups;
+  std::vector<std::string> audiences;  // the overlap the server found
+  std::string error;                   // the server's reason when not authenticated
+};
+
+std::string Base64Encode(std::string_view data);
+Result<std::string> Base64Decode(std::string_view text);
+// "2026-11-29T14:30:45.417724Z"; the API server rejects any other precision (samples 077/078).
+std::string FormatMicroTime(TimePoint t);
+// RFC 3339 keeping the fraction to the microsecond.
+Result<TimePoint> ParseMicroTime(const std::string& text);
+
+ObjectMeta MetaFromJson(const Json& object);
+Json MetaToJson(const ObjectMeta& meta);  // name, namespace, resourceVersion, labels, annotations
+
+Result<Secret> SecretFromJson(const Json& object);
+Json SecretToJson(const Secret& secret);
+ServiceAccount ServiceAccountFromJson(const Json& object);
+Result<Lease> LeaseFromJson(const Json& object);
+Json LeaseToJson(const Lease& lease);
+
+// Typed operations. Errors are those of errors.h (IsNotFound, IsConflict, ...).
+Result<Secret> GetSecret(Api& api, const std::string& ns, const std::string& name);
+Result<Secret> CreateSecret(Api& api, const Secret& secret);
+// Conditional on secret.meta.resource_version when set.
+Result<Secret> UpdateSecret(Api& api, const Secret& secret);
+Status DeleteSecret(Api& api, const std::string& ns, const std::string& name,
+                    const std::string& precondition_rv = "");
+// Every secret in `ns` ("" = all namespaces) matching `field_selector`, all pages.
+Result<std::vector<Secret>> ListSecrets(Api& api, const std::string& ns,
+                                        const std::string& field_selector = "");
+
+Result<ServiceAccount> GetServiceAccount(Api& api, const std::string& ns, const std::string& name);
+Result<std::vector<ServiceAccount>> ListServiceAccounts(Api& api, const std::string& ns);
+
+Result<Lease> GetLease(Api& api, const std::string& ns, const std::string& name);
+Result<Lease> CreateLease(Api& api, const Lease& lease);
+Result<Lease> UpdateLease(Api& api, const Lease& lease);
+
+// POST a TokenReview. `audiences` empty: the server's own API audience applies (sample 055),
+// so a CA that wants tokens minted for it must pass its audience. An HTTP error (403 without
+// RBAC for tokenreviews, 5xx) is an error; a rejected token is an OK result with
+// authenticated=false.
+Result<TokenReviewResult> ReviewToken(Api& api, const std::string& token,
+                                      const std::vector<std::string>& audiences);
+
+// The field selector for Istio's workload secrets.
+inline constexpr const char* kIstioSecretSelector = "type=istio.io/key-and-cert";
+
+}  // namespace istioca::k8s

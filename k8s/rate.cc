@@ -1,0 +1,37 @@
+#include "k8s/rate.h"
+
+#include <algorithm>
+
+namespace istioca::k8s {
+
+TokenBucket::TokenBucket(double qps, int burst)
+    : qps_(qps), burst_(std::max(1, burst)), tokens_(std::max(1, burst)) {}
+
+SteadyDuration TokenBucket::Reserve(SteadyTime now) {
+  if (qps_ <= 0) return SteadyDuration::zero();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_ && now > last_) {
+    double earned = std::chrono::duration<double>(now - last_).count() * qps_;
+    tokens_ = std::min(burst_, tokens_ + earned);
+  }
+  if (!started_ || now > last_) last_ = now;
+  started_ = true;
+  tokens_ -= 1;
+  if (tokens_ >= 0) return SteadyDuration::zero();
+  // Negative tokens are debts owed by earlier reservations; this one waits for all of them.
+  return std::chrono::duration_cast<SteadyDuration>(std::chrono::duration<double>(-tokens_ / qps_));
+}
+
+Backoff::Backoff(SteadyDuration initial, SteadyDuration max, uint64_t seed)
+    : initial_(initial), max_(max), rng_(seed) {}
+
+SteadyDuration Backoff::Next() {
+  SteadyDuration d = initial_;
+  for (int i = 0; i < attempt_ && d < max_; ++i) d *= 2;
+  d = std::min(d, max_);
+  ++attempt_;
+  std::uniform_int_distribution<int64_t> jitter(d.count() / 2, d.count());
+  return SteadyDuration(jitter(rng_));
+}
+
+}  // namespace istioca::k8s

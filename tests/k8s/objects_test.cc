@@ -1,0 +1,72 @@
+#include "k8s/objects.h"
+
+#include <catch2/catch.hpp>
+
+namespace istioca::k8s {
+namespace {
+
+TEST_CASE("base64 round-trips and rejects what the API server rejects", "[k8s][objects]") {
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+    auto back = Base64Decode(Base64Encode(s));
+    REQUIRE(back.ok());
+    CHECK(*back == s);
+  }
+  CHECK(Base64Encode("-----BEGIN CERTIFICATE-----\n") ==
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==");
+  auto bad = GENERATE(as<std::string>{}, "abc", "ab=c", "a*==", "YQ==YQ==", "====");
+  CHECK_FALSE(Base64Decode(bad).ok());
+}
+
+TEST_CASE("MicroTime has exactly six fraction digits and a Z (samples 071, 077, 078)",
+          "[k8s][objects]") {
+  auto t = ParseMicroTime("2026-11-29T14:30:45.417724Z");
+  REQUIRE(t.ok());
+  CHECK(FormatMicroTime(*t) == "2026-11-29T14:30:45.417724Z");
+  auto whole = ParseRfc3339("2026-11-29T14:30:48Z");
+  REQUIRE(whole.ok());
+  CHECK(FormatMicroTime(*whole) == "2026-11-29T14:30:48.000000Z");
+}
+
+TEST_CASE("a Secret from the API server (sample 009) decodes to its bytes", "[k8s][objects]") {
+  const char* body =
+      R"({"kind":"Secret","apiVersion":"v1","metadata":{"name":"istio.httpbin","namespace":"demo","uid":"f3656f85-acee-40b2-b927-3bc937fc5fd8","resourceVersion":"224","creationTimestamp":"2026-11-29T14:26:39Z","annotations":{"istio.io/service-account.name":"httpbin"},"managedFields":[]},"data":{"cert-chain.pem":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClBMQUNFSE9MREVSLUxFQUYtQ0VSVAotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==","key.pem":"LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tClBMQUNFSE9MREVSLUtFWQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg==","root-cert.pem":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClBMQUNFSE9MREVSLVJPT1QtQ0VSVAotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg=="},"type":"istio.io/key-and-cert"})";
+  auto s = SecretFromJson(Json::parse(body));
+  REQUIRE(s.ok());
+  CHECK(s->meta.name == "istio.httpbin");
+  CHECK(s->meta.ns == "demo");
+  CHECK(s->meta.resource_version == "224");
+  CHECK(s->type == "istio.io/key-and-cert");
+  CHECK(s->meta.annotations.at("istio.io/service-account.name") == "httpbin");
+  CHECK(s->data.at("key.pem") ==
+        "-----BEGIN PRIVATE KEY-----\nPLACEHOLDER-KEY\n-----END PRIVATE KEY-----\n");
+
+  // And back: the shape of the request in sample 009 (plus the RV for a conditional update).
+  Json j = SecretToJson(*s);
+  CHECK(j["kind"] == "Secret");
+  CHECK(j["apiVersion"] == "v1");
+  CHECK(j["type"] == "istio.io/key-and-cert");
+  CHECK(j["metadata"]["resourceVersion"] == "224");
+  CHECK(j["data"]["root-cert.pem"] == Json::parse(body)["data"]["root-cert.pem"]);
+}
+
+TEST_CASE("a Secret whose data is not base64 is an error, not garbage", "[k8s][objects]") {
+  auto s = SecretFromJson(
+      Json::parse(R"({"metadata":{"name":"x","namespace":"y"},"data":{"k":"%%%"}})"));
+  CHECK(s.status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("a Lease round-trips with MicroTime fields (sample 071)", "[k8s][objects]") {
+  const char* body =
+      R"({"kind":"Lease","apiVersion":"coordination.k8s.io/v1","metadata":{"name":"istio-ca-leader","namespace":"istio-system","resourceVersion":"270"},"spec":{"holderIdentity":"istio-ca-7c9d8-replica-a","leaseDurationSeconds":15,"acquireTime":"2026-11-29T14:30:45.417724Z","renewTime":"2026-11-29T14:30:45.417724Z","leaseTransitions":0}})";
+  auto l = LeaseFromJson(Json::parse(body));
+  REQUIRE(l.ok());
+  CHECK(l->holder == "istio-ca-7c9d8-replica-a");
+  CHECK(l->duration_seconds == 15);
+  REQUIRE(l->renew_time);
+  Json back = LeaseToJson(*l);
+  CHECK(back["spec"] == Json::parse(body)["spec"]);
+}
+
+}  // namespace
+}  // namespace istioca::k8s

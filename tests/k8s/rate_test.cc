@@ -1,0 +1,62 @@
+#include "k8s/rate.h"
+
+#include <catch2/catch.hpp>
+
+namespace istioca::k8s {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST_CASE("token bucket: a burst goes at once, then one request per 1/qps", "[k8s][rate]") {
+  TokenBucket bucket(10, 3);
+  SteadyTime t0{};
+  t0 += 1h;
+  CHECK(bucket.Reserve(t0) == 0s);
+  CHECK(bucket.Reserve(t0) == 0s);
+  CHECK(bucket.Reserve(t0) == 0s);
+  // The fourth and fifth at the same instant wait 100 ms and 200 ms.
+  CHECK(bucket.Reserve(t0) == std::chrono::duration_cast<SteadyDuration>(100ms));
+  CHECK(bucket.Reserve(t0) == std::chrono::duration_cast<SteadyDuration>(200ms));
+  // One second later the debt is paid and 8 tokens were earned, capped at the burst of 3.
+  SteadyTime t1 = t0 + 1s;
+  CHECK(bucket.Reserve(t1) == 0s);
+  CHECK(bucket.Reserve(t1) == 0s);
+  CHECK(bucket.Reserve(t1) == 0s);
+  CHECK(bucket.Reserve(t1) > 0s);
+}
+
+TEST_CASE("token bucket: N requests at qps Q take about N/Q", "[k8s][rate]") {
+  TokenBucket bucket(50, 1);
+  SteadyTime t{};
+  SteadyDuration last{};
+  for (int i = 0; i < 101; ++i) last = bucket.Reserve(t);
+  CHECK(std::chrono::duration<double>(last).count() == Approx(2.0).epsilon(0.01));
+}
+
+TEST_CASE("token bucket: qps 0 disables limiting", "[k8s][rate]") {
+  TokenBucket bucket(0, 0);
+  CHECK_FALSE(bucket.enabled());
+  for (int i = 0; i < 1000; ++i) REQUIRE(bucket.Reserve(SteadyTime{}) == 0s);
+}
+
+TEST_CASE("backoff doubles up to the cap, with jitter in the upper half", "[k8s][rate]") {
+  Backoff b(100ms, 1s, /*seed=*/42);
+  const std::vector<SteadyDuration> caps{100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s};
+  for (auto cap : caps) {
+    SteadyDuration d = b.Next();
+    CHECK(d >= cap / 2);
+    CHECK(d <= cap);
+  }
+  b.Reset();
+  CHECK(b.Next() <= SteadyDuration(100ms));
+}
+
+TEST_CASE("backoff jitter spreads replicas apart", "[k8s][rate]") {
+  Backoff a(1s, 10s, 1), b(1s, 10s, 2);
+  a.Next();
+  b.Next();
+  CHECK(a.Next() != b.Next());
+}
+
+}  // namespace
+}  // namespace istioca::k8s
