@@ -77,7 +77,24 @@ std::string HexColons(std::string_view bytes) {
   return out;
 }
 
-Certificate::Certificate(const Certificate& other) : x509_(nullptr) {
+Certificate Certificate::Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key) {
+  Certificate c(std::move(cert));
+  c.public_key_ = std::shared_ptr<EVP_PKEY>(public_key.release(), EVP_PKEY_free);
+  return c;
+}
+
+Certificate Certificate::Decoded() const {
+  if (public_key_ == nullptr) return *this;
+  auto decoded = FromDer(ToDer());
+  return decoded.ok() ? std::move(decoded).value() : *this;
+}
+
+EVP_PKEY* Certificate::PublicKey() const {
+  if (public_key_ != nullptr) return public_key_.get();
+  return X509_get0_pubkey(x509_.get());
+}
+
+Certificate::Certificate(const Certificate& other) : x509_(nullptr), public_key_(other.public_key_) {
   if (other.x509_ != nullptr) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
@@ -88,6 +105,7 @@ Certificate& Certificate::operator=(const Certificate& other) {
   if (this != &other) {
     Certificate copy(other);
     x509_ = std::move(copy.x509_);
+    public_key_ = std::move(copy.public_key_);
   }
   return *this;
 }

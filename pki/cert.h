@@ -20,13 +20,20 @@ class Certificate {
   // not a certificate (a CSR or key where certificates are expected is named in the error).
   static Result<std::vector<Certificate>> ParsePemChain(std::string_view pem);
   static Certificate Adopt(UniquePtr<X509>&& cert) { return Certificate(std::move(cert)); }
+  // For a certificate built in memory whose X509 holds only the encoded key (see IssueLeaf):
+  // `public_key` is the same key, returned by PublicKey().
+  static Certificate Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key);
 
   Certificate(const Certificate& other);
   Certificate& operator=(const Certificate& other);
   Certificate(Certificate&&) = default;
   Certificate& operator=(Certificate&&) = default;
 
+  // The X509. For a leaf built in memory by IssueLeaf, the X509 holds its key only in encoded
+  // form: pass such a certificate to OpenSSL functions that need the key through Decoded().
   X509* get() const { return x509_.get(); }
+  // This certificate with a fully decoded X509 (a DER round trip only when it lacks one).
+  Certificate Decoded() const;
   std::string ToDer() const;
   std::string ToPem() const;
 
@@ -35,7 +42,7 @@ class Certificate {
   Duration Lifetime() const { return NotAfter() - NotBefore(); }
   bool IsCa() const;
   bool IsSelfSigned() const;
-  EVP_PKEY* PublicKey() const { return X509_get0_pubkey(x509_.get()); }
+  EVP_PKEY* PublicKey() const;
   std::vector<std::string> UriSans() const;
   std::vector<std::string> DnsSans() const;
   // Hex SHA-256 of the DER, colon-separated upper case (as openssl x509 -fingerprint prints).
@@ -50,6 +57,7 @@ class Certificate {
  private:
   explicit Certificate(UniquePtr<X509>&& x509) : x509_(std::move(x509)) {}
   UniquePtr<X509> x509_;
+  std::shared_ptr<EVP_PKEY> public_key_;  // only for certificates built in memory
 };
 
 // Everything `inspect` shows about one certificate, as plain values.

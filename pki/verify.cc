@@ -19,14 +19,17 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
                                              const std::vector<Certificate>& roots, TimePoint at) {
   if (roots.empty()) return FailedPrecondition("no trusted roots to verify against");
   UniquePtr<X509_STORE> store(X509_STORE_new());
-  for (const Certificate& root : roots) X509_STORE_add_cert(store.get(), root.get());
+  // OpenSSL's verifier needs every certificate's key decoded (see Certificate::Decoded).
+  for (const Certificate& root : roots) X509_STORE_add_cert(store.get(), root.Decoded().get());
   X509Stack untrusted(sk_X509_new_null());
   for (const Certificate& c : intermediates) {
-    X509_up_ref(c.get());
-    sk_X509_push(untrusted.get(), c.get());
+    const Certificate decoded = c.Decoded();
+    X509_up_ref(decoded.get());
+    sk_X509_push(untrusted.get(), decoded.get());
   }
+  const Certificate target = leaf.Decoded();
   UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) != 1) {
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), target.get(), untrusted.get()) != 1) {
     return OsslError(Code::kInternal, "initialising verification failed");
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());

@@ -129,3 +129,22 @@ TEST_CASE("issuing refuses a weak subject key and an identity-less template", "[
   CHECK_FALSE(IssueLeaf(ca.signer, key.get(), {{}, {}, 1h}, T0()).ok());
   CHECK_FALSE(IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 0h}, T0()).ok());
 }
+
+TEST_CASE("the issued certificate carries exactly the subject's public key, for every key type", "[issue]") {
+  TestCa ca;
+  const pki::KeyType type = GENERATE(KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048, KeyType::kRsa3072);
+  auto key = Must(PrivateKey::Generate(type));
+  auto cert = ca.Leaf("spiffe://td/ns/a/sa/b", key);
+  // Re-parse from DER so that the key is decoded from the encoded SubjectPublicKeyInfo.
+  auto reparsed = Must(Certificate::FromDer(cert.ToDer()));
+  CHECK(SamePublicKey(reparsed.PublicKey(), key.get()));
+  CHECK(reparsed.PublicKey() != nullptr);
+  CHECK(DescribeKey(reparsed.PublicKey()) == key.Describe());
+  CHECK(VerifyChain(reparsed, {}, {ca.root}, T0()).ok());
+  // The in-memory certificate answers the same, without a DER round trip.
+  CHECK(SamePublicKey(cert.PublicKey(), key.get()));
+  CHECK(Describe(cert).key == key.Describe());
+  CHECK(VerifyChain(cert, {}, {ca.root}, T0()).ok());
+  // What we encoded is what openssl and others decode: DER equality after a round trip.
+  CHECK(reparsed.ToDer() == cert.ToDer());
+}
