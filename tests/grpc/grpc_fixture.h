@@ -59,9 +59,20 @@ struct GrpcFixture {
         authority(ca::IssuancePolicy{}, clock),
         reviewer(with_reviewer ? std::make_shared<FakeTokenReviewer>() : nullptr) {
     authority.SetBundle(MakeBundle(clock.Now(), intermediate));
-    ca::GrpcServerOptions options;
     options.listen_address = "127.0.0.1:0";
     options.limits = limits;
+    server = Must(ca::GrpcServer::Start(authority, reviewer, options, metrics, clock));
+  }
+
+  // A CA outage: the server goes away...
+  void StopServer() {
+    port = server->port();
+    server->Stop();
+    server.reset();
+  }
+  // ...and comes back on the same port.
+  void StartServer() {
+    options.listen_address = "127.0.0.1:" + std::to_string(port);
     server = Must(ca::GrpcServer::Start(authority, reviewer, options, metrics, clock));
   }
 
@@ -92,7 +103,9 @@ struct GrpcFixture {
   MetricsRegistry metrics;
   ca::Authority authority;
   std::shared_ptr<FakeTokenReviewer> reviewer;
+  ca::GrpcServerOptions options;
   std::unique_ptr<ca::GrpcServer> server;
+  int port = 0;
 };
 
 inline std::string CsrPem(const std::vector<std::string>& uris = {},
