@@ -68,9 +68,6 @@ struct DaemonOptions {
   // Controller tuning (ours).
   Duration resync_period = std::chrono::minutes(1);
   int workers = 2;
-  // Testing: write the bound monitoring port to this file once listening (hidden flag
-  // --monitoring-port-file; lets tests pass --monitoring-port 0... see serve_cmd.cc).
-  std::string monitoring_port_file;
 
   bool LocalMode() const { return !local_dir.empty(); }
   IssuancePolicy Policy() const;
@@ -130,7 +127,7 @@ class DaemonComponent {
   virtual bool Ready() const { return true; }
 };
 
-using BackendFactory = std::function<Result<Backends>(const DaemonOptions&)>;
+using BackendFactory = std::function<Result<Backends>(const DaemonOptions&, MetricsRegistry&)>;
 using ComponentFactory =
     std::function<Result<std::unique_ptr<DaemonComponent>>(DaemonContext&)>;
 

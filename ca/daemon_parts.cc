@@ -1,0 +1,21 @@
+// ca/daemon_parts.cc — the one place that decides which backends and components the daemon has.
+//
+// Other areas plug in here with one line each, without touching the daemon:
+//   Kubernetes (issue 4): parts.kube_backends = MakeKubernetesBackends;
+//       Result<Backends> MakeKubernetesBackends(const DaemonOptions&, MetricsRegistry&);
+//   gRPC (issue 5):       parts.components.push_back(MakeGrpcComponent);
+//       Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext&);
+//       (return nullptr when --grpc-port is 0)
+#include "ca/daemon.h"
+
+namespace istioca::ca {
+
+Result<Backends> MakeLocalBackends(const DaemonOptions& options, MetricsRegistry& metrics);
+
+DaemonParts DefaultDaemonParts() {
+  DaemonParts parts;
+  parts.local_backends = MakeLocalBackends;
+  return parts;
+}
+
+}  // namespace istioca::ca
