@@ -3,6 +3,11 @@
 // Parsing verifies the CSR's self-signature (proof of possession of the private key) before
 // anything else reads it; a CSR that fails is never looked at further. Its requested
 // extensions are readable (for authorization) but never copied into a certificate.
+//
+// The DER is walked here rather than by d2i_X509_REQ: OpenSSL 3.0 decodes the embedded public
+// key through its provider decoders, which cost about twice the signature check itself and
+// serialise threads. EC and RSA keys are imported from their raw values instead; anything else
+// goes through OpenSSL's generic decoder.
 #pragma once
 
 #include <string>
@@ -33,16 +38,19 @@ class Csr {
   static Result<Csr> FromDer(std::string_view der);
 
   std::string ToPem() const;
-  X509_REQ* get() const { return req_.get(); }
-  EVP_PKEY* PublicKey() const;
+  const std::string& Der() const { return der_; }
+  EVP_PKEY* PublicKey() const { return key_.get(); }
   std::vector<std::string> UriSans() const;
   std::vector<std::string> DnsSans() const;
   // True if the request asks for basicConstraints CA:TRUE (refused by the gRPC service).
   bool RequestsCa() const;
 
  private:
-  explicit Csr(UniquePtr<X509_REQ>&& req) : req_(std::move(req)) {}
-  std::shared_ptr<X509_REQ> req_;
+  Csr() = default;
+  std::vector<std::string> Sans(int general_name_type) const;
+  std::string der_;
+  std::shared_ptr<EVP_PKEY> key_;
+  std::shared_ptr<STACK_OF(X509_EXTENSION)> extensions_;  // from the extensionRequest attribute
 };
 
 }  // namespace istioca::pki

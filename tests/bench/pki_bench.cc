@@ -80,7 +80,9 @@ struct Fixture {
     OPENSSL_free(der);
     Csr csr = OrDie(Csr::FromPem(csr_pem), "CSR parse");
     der = nullptr;
-    const int info_len = i2d_re_X509_REQ_tbs(csr.get(), &der);
+    const auto* csr_der = reinterpret_cast<const unsigned char*>(csr.Der().data());
+    UniquePtr<X509_REQ> req(d2i_X509_REQ(nullptr, &csr_der, static_cast<long>(csr.Der().size())));
+    const int info_len = i2d_re_X509_REQ_tbs(req.get(), &der);
     csr_info.assign(reinterpret_cast<char*>(der), static_cast<size_t>(info_len));
     OPENSSL_free(der);
     csr_info_sig = RawSignOnce(subject_key.get(), csr_info);

@@ -116,7 +116,7 @@ TEST_CASE("CSR parsing refuses hostile input", "[csr]") {
   auto row = GENERATE_COPY(Row{"", "no PEM"}, Row{"garbage", "no PEM"},
                            Row{std::string(Csr::kMaxPemSize + 1, 'A'), "larger than"},
                            Row{EncodePem("CERTIFICATE", "\x30\x00"), "expected a CERTIFICATE REQUEST"},
-                           Row{EncodePem("CERTIFICATE REQUEST", "\x30\x03\x02\x01\x00"), "not a valid"},
+                           Row{EncodePem("CERTIFICATE REQUEST", "\x30\x03\x02\x01\x00"), "malformed CSR"},
                            Row{good + good, "exactly one"});
   auto r = Csr::FromPem(row.pem);
   REQUIRE_FALSE(r.ok());
@@ -147,4 +147,93 @@ TEST_CASE("the issued certificate carries exactly the subject's public key, for 
   CHECK(VerifyChain(cert, {}, {ca.root}, T0()).ok());
   // What we encoded is what openssl and others decode: DER equality after a round trip.
   CHECK(reparsed.ToDer() == cert.ToDer());
+}
+
+namespace {
+std::string RunCmd(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  REQUIRE(pclose(p) == 0);
+  return out;
+}
+
+// OpenSSL's own verdict on a CSR: d2i_X509_REQ plus X509_REQ_verify.
+bool OpensslAccepts(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  UniquePtr<X509_REQ> req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+  const bool ok = req != nullptr && p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
+                  X509_REQ_get0_pubkey(req.get()) != nullptr &&
+                  X509_REQ_verify(req.get(), X509_REQ_get0_pubkey(req.get())) == 1;
+  ClearOsslErrors();
+  return ok;
+}
+}  // namespace
+
+TEST_CASE("CSRs made by the openssl CLI parse, with their SANs and CA requests", "[csr][interop]") {
+  struct Row {
+    const char* keyopt;
+    const char* ext;
+    bool ca;
+  };
+  auto row = GENERATE(Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-256", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
+                      Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-384", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
+                      Row{"-newkey rsa:2048", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
+                      Row{"-newkey rsa:2048", "basicConstraints=critical,CA:TRUE", true},
+                      Row{"-newkey ed25519", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false});
+  const std::string pem = RunCmd(std::string("openssl req -new -nodes -keyout /dev/null -subj /O=x ") + row.keyopt +
+                                 " -addext '" + row.ext + "' 2>/dev/null");
+  auto csr = Csr::FromPem(pem);
+  INFO(row.keyopt << ": " << csr.status().ToString());
+  REQUIRE(csr.ok());
+  CHECK(csr->RequestsCa() == row.ca);
+  if (!row.ca) CHECK(csr->UriSans() == std::vector<std::string>{"spiffe://td/ns/a/sa/b"});
+  CHECK(csr->ToPem() == pem);
+}
+
+TEST_CASE("our CSR parser never accepts what OpenSSL rejects (every single-byte corruption)", "[csr][differential]") {
+  const KeyType type = GENERATE(KeyType::kEcP256, KeyType::kRsa2048);
+  auto key = Must(PrivateKey::Generate(type));
+  const std::string der = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {"b.a.svc"}, ""})).Der();
+  int ours_accepted = 0, stricter = 0;
+  for (size_t i = 0; i < der.size(); ++i) {
+    for (const uint8_t mask : {0x01, 0x80, 0xFF}) {
+      std::string mutated = der;
+      mutated[i] = static_cast<char>(static_cast<uint8_t>(mutated[i]) ^ mask);
+      auto ours = Csr::FromDer(mutated);
+      const bool theirs = OpensslAccepts(mutated);
+      INFO("byte " << i << " mask " << int(mask) << ": " << ours.status().ToString());
+      if (ours.ok()) {
+        ++ours_accepted;
+        REQUIRE(theirs);
+      } else if (theirs) {
+        ++stricter;
+      }
+    }
+  }
+  // Flipping bits of a signed CSR almost always breaks it; the few accepted ones (e.g. inside
+  // unused bits of the subject) are also accepted by OpenSSL.
+  CHECK(ours_accepted < 10);
+  WARN("accepted " << ours_accepted << ", stricter than OpenSSL on " << stricter);
+}
+
+TEST_CASE("hostile CSR structures are refused", "[csr]") {
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const std::string der = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).Der();
+  CHECK_FALSE(Csr::FromDer(der + std::string(1, '\0')).ok());          // trailing data
+  CHECK_FALSE(Csr::FromDer(der.substr(0, der.size() - 1)).ok());        // truncated
+  CHECK_FALSE(Csr::FromDer("").ok());
+  CHECK_FALSE(Csr::FromDer(std::string("\x30\x80\x00\x00", 4)).ok());  // indefinite length (BER)
+  // A duplicate SAN extension is refused rather than guessing which one counts.
+  const std::string dup = RunCmd(
+      "openssl req -new -nodes -keyout /dev/null -subj /O=x -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+      "-addext 'subjectAltName=URI:spiffe://td/ns/a/sa/b' -addext 'subjectAltName=URI:spiffe://td/ns/x/sa/y' 2>/dev/null || true");
+  if (!dup.empty()) {
+    auto r = Csr::FromPem(dup);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::Contains("repeats"));
+  }
 }
