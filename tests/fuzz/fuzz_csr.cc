@@ -2,6 +2,7 @@
 // signature check, so its key and requested names must be readable.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "pki/csr.h"
@@ -12,7 +13,20 @@ using namespace istioca::pki;
 
 namespace {
 
+// Differential: our DER walker must never accept a CSR that OpenSSL's own parser and
+// signature check reject (pki/csr.cc parses by hand for speed).
+void AgreesWithOpenssl(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509_REQ* req = d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size()));
+  const bool ok = req != nullptr && p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
+                  X509_REQ_get0_pubkey(req) != nullptr && X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1;
+  X509_REQ_free(req);
+  ClearOsslErrors();
+  FUZZ_CHECK(ok);
+}
+
 void Read(const Csr& csr) {
+  AgreesWithOpenssl(csr.Der());
   FUZZ_CHECK(csr.PublicKey() != nullptr);
   (void)csr.UriSans();
   (void)csr.DnsSans();
