@@ -148,23 +148,8 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     keys.insert(requested.begin(), requested.end());
   }
 
-  std::vector<Work> work;
-  for (const ServiceAccountKey& key : keys) {
-    bool sa_exists;
-    if (listed) {
-      sa_exists = sa_set.count(key) > 0;
-    } else {
-      auto exists = service_accounts_.Exists(key);
-      if (!exists.ok()) {
-        RecordFailure(key, exists.status(), now);
-        stats.failed++;
-        continue;
-      }
-      sa_exists = *exists;
-    }
-    if (auto w = Plan(key, sa_exists, now, roots_pem, stats)) work.push_back(std::move(*w));
-  }
-  RunWorkers(work, stats);
+  const std::vector<ServiceAccountKey> ordered(keys.begin(), keys.end());
+  RunWorkers(ordered, listed ? &sa_set : nullptr, now, roots_pem, stats);
 
   if (full) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -205,10 +190,11 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
     version = secret->version;
     std::optional<PublishedLeaf> leaf;
     bool cached = false;
+    const size_t chain_hash = std::hash<std::string>{}(secret->cert_chain_pem);
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto k = known_.find(key);
-      if (!version.empty() && k != known_.end() && k->second.version == version) {
+      if (k != known_.end() && k->second.chain_hash == chain_hash) {
         leaf = k->second.leaf;
         cached = true;
       }
@@ -237,7 +223,7 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
           observed.rotation.reason = RotationReason::kNone;
         }
       }
-      known_[key] = Known{version, *leaf, refresh_at};
+      known_[key] = Known{chain_hash, *leaf, refresh_at};
     } else {
       known_.erase(key);
     }
@@ -259,35 +245,54 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
   return Work{key, action, version, observed.rotation.reason};
 }
 
-void Controller::RunWorkers(std::vector<Work>& work, SyncStats& stats) {
-  if (work.empty()) return;
+void Controller::RunWorkers(const std::vector<ServiceAccountKey>& keys,
+                            const std::set<ServiceAccountKey>* sa_set, TimePoint now,
+                            const std::string& roots_pem, SyncStats& stats) {
+  if (keys.empty()) return;
   std::atomic<size_t> next{0};
-  std::atomic<int> created{0}, refreshed{0}, deleted{0}, failed{0};
-  const TimePoint now = clock_.Now();
+  std::mutex stats_mu;
   auto run = [&] {
-    for (size_t i = next++; i < work.size(); i = next++) {
-      const Work& w = work[i];
-      Status s = Execute(w);
-      if (s.ok()) {
-        RecordSuccess(w.key);
-        (w.action == SecretAction::kCreate    ? created
-         : w.action == SecretAction::kRefresh ? refreshed
-                                              : deleted)++;
+    SyncStats local;
+    for (size_t i = next++; i < keys.size(); i = next++) {
+      const ServiceAccountKey& key = keys[i];
+      bool sa_exists;
+      if (sa_set != nullptr) {
+        sa_exists = sa_set->count(key) > 0;
       } else {
-        RecordFailure(w.key, s, now);
-        failed++;
+        auto exists = service_accounts_.Exists(key);
+        if (!exists.ok()) {
+          RecordFailure(key, exists.status(), now);
+          local.failed++;
+          continue;
+        }
+        sa_exists = *exists;
+      }
+      std::optional<Work> w = Plan(key, sa_exists, now, roots_pem, local);
+      if (!w) continue;
+      Status s = Execute(*w);
+      if (s.ok()) {
+        RecordSuccess(w->key);
+        (w->action == SecretAction::kCreate    ? local.created
+         : w->action == SecretAction::kRefresh ? local.refreshed
+                                               : local.deleted)++;
+      } else {
+        RecordFailure(w->key, s, now);
+        local.failed++;
       }
     }
+    std::lock_guard<std::mutex> lock(stats_mu);
+    stats.created += local.created;
+    stats.refreshed += local.refreshed;
+    stats.deleted += local.deleted;
+    stats.failed += local.failed;
+    stats.skipped_backoff += local.skipped_backoff;
+    stats.unchanged += local.unchanged;
   };
-  const size_t n = std::min<size_t>(std::max(1, options_.workers), work.size());
+  const size_t n = std::min<size_t>(std::max(1, options_.workers), keys.size());
   std::vector<std::thread> threads;
   for (size_t i = 1; i < n; ++i) threads.emplace_back(run);
   run();
   for (std::thread& t : threads) t.join();
-  stats.created += created;
-  stats.refreshed += refreshed;
-  stats.deleted += deleted;
-  stats.failed += failed;
 }
 
 Status Controller::Execute(const Work& w) {
@@ -349,14 +354,14 @@ Status Controller::Execute(const Work& w) {
     recreated = w.action == SecretAction::kCreate && it != known_.end();
     const pki::Certificate& leaf = issued->leaf;
     PublishedLeaf pl{leaf.NotBefore(), leaf.NotAfter(), leaf.SerialHex(), true};
-    // The version after our write is unknown here; the next read re-parses once. A new cert
+    // A new cert
     // that is due at once (the CA itself expires within the grace period, so NotAfter was
     // clamped) is retried at the resync pace, not on every tick.
     TimePoint refresh_at = RefreshTime(pl, options_.rotation);
     const TimePoint floor =
         clock_.Now() + std::chrono::duration_cast<TimePoint::duration>(options_.resync_period);
     if (refresh_at <= clock_.Now()) refresh_at = floor;
-    known_[w.key] = Known{"", pl, refresh_at};
+    known_[w.key] = Known{std::hash<std::string>{}(secret.cert_chain_pem), pl, refresh_at};
   }
   if (w.action == SecretAction::kCreate) {
     created_count_.Inc();

@@ -180,7 +180,7 @@ class Controller {
 
  private:
   struct Known {  // what we last saw/wrote for a key
-    std::string version;
+    size_t chain_hash = 0;  // of cert-chain.pem: unchanged content is not parsed again
     PublishedLeaf leaf;
     TimePoint refresh_at{};
   };
@@ -198,7 +198,9 @@ class Controller {
   std::optional<Work> Plan(const ServiceAccountKey& key, bool sa_exists, TimePoint now,
                            const std::string& roots_pem, SyncStats& stats);
   Status Execute(const Work& work);
-  void RunWorkers(std::vector<Work>& work, SyncStats& stats);
+  // Plans and executes every key on the worker pool (reads, parsing and crypto all in parallel).
+  void RunWorkers(const std::vector<ServiceAccountKey>& keys, const std::set<ServiceAccountKey>* sa_set,
+                  TimePoint now, const std::string& roots_pem, SyncStats& stats);
   void RecordFailure(const ServiceAccountKey& key, const Status& status, TimePoint now);
   void RecordSuccess(const ServiceAccountKey& key);
   void Loop();

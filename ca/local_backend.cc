@@ -107,6 +107,12 @@ void RemoveAll(const std::string& path) {
 const char* const kFiles[] = {kCertChainKey, kPrivateKeyKey, kRootCertKey};
 constexpr const char* kDataLink = "..data";
 
+// Removes a generation directory: its three files and itself, with a general fallback.
+void RemoveGeneration(const std::string& path) {
+  for (const char* f : kFiles) unlink((path + "/" + f).c_str());
+  if (rmdir(path.c_str()) != 0 && errno != ENOENT) RemoveAll(path);
+}
+
 }  // namespace
 
 Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
@@ -435,7 +441,12 @@ Status LocalSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecr
   }
   // Old generations (and orphans of an interrupted update) go only after the swap.
   for (const auto& [name, type] : ReadDir(dir)) {
-    if (name.rfind("..", 0) == 0 && name != kDataLink && name != gen) RemoveAll(dir + "/" + name);
+    if (name.rfind("..", 0) != 0 || name == kDataLink || name == gen) continue;
+    if (type == DT_DIR) {
+      RemoveGeneration(dir + "/" + name);
+    } else {
+      RemoveAll(dir + "/" + name);
+    }
   }
   return OkStatus();
 }
