@@ -1,0 +1,339 @@
+// End-to-end tests of `istio-ca serve --local-dir`: the real binary on a temp directory.
+//
+// The monitoring port is chosen by binding 127.0.0.1:0 in the test and releasing it (the child
+// cannot report a port it picked itself: 0 means "off"). Every wait is a bounded poll with a
+// short interval and a hard timeout; no fixed sleep decides an outcome.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "pki/cert.h"
+#include "pki/issue.h"
+#include "pki/key.h"
+#include "pki/verify.h"
+#include "tests/ca/temp_dir.h"
+#include "tests/testing/test_ca.h"
+
+using namespace istioca;
+using namespace std::chrono_literals;
+using istioca::testing::Must;
+using istioca::testing::ReadAll;
+using istioca::testing::TempDir;
+using istioca::testing::WriteFile;
+namespace fs = std::filesystem;
+
+namespace {
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+struct Run {
+  int exit_code = -1;
+  std::string err;
+};
+
+class Serve {
+ public:
+  Serve(const TempDir& dir, std::vector<std::string> extra = {}) : dir_(dir), port_(FreePort()) {
+    std::vector<std::string> args = {ISTIOCA_BINARY, "serve", "--local-dir", dir.path(), "--grpc-port", "0",
+                                     "--monitoring-port", std::to_string(port_), "--resync-period", "1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    log_ = dir.path() + "/daemon.log." + std::to_string(counter_++);
+    pid_ = fork();
+    if (pid_ == 0) {
+      freopen(log_.c_str(), "w", stderr);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Serve() {
+    if (pid_ > 0) Stop();
+  }
+  int port() const { return port_; }
+  std::string Log() const { return ReadAll(log_); }
+  // SIGTERM and wait (bounded); returns the exit code.
+  int Stop(int sig = SIGTERM) {
+    kill(pid_, sig);
+    int status = 0;
+    for (int i = 0; i < 500; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return -1;
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  httplib::Result Get(const std::string& path) {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_connection_timeout(1);
+    return c.Get(path.c_str());
+  }
+  bool WaitReady() {
+    return WaitFor([&] {
+      auto r = Get("/readyz");
+      return r && r->status == 200;
+    });
+  }
+
+ private:
+  const TempDir& dir_;
+  int port_;
+  pid_t pid_ = -1;
+  std::string log_;
+  static inline int counter_ = 0;
+};
+
+Run RunCli(const std::vector<std::string>& args) {
+  std::string cmd = ISTIOCA_BINARY;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.err.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string SecretFile(const TempDir& d, const std::string& ns, const std::string& sa, const std::string& f) {
+  return d / ("secrets/" + ns + "/istio." + sa + "/" + f);
+}
+
+pki::Certificate LeafOf(const TempDir& d, const std::string& ns, const std::string& sa) {
+  return Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, ns, sa, "cert-chain.pem")))).front();
+}
+
+bool Published(const TempDir& d, const std::string& ns, const std::string& sa) {
+  return !ReadAll(SecretFile(d, ns, sa, "cert-chain.pem")).empty();
+}
+
+}  // namespace
+
+TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow the SA files", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  WriteFile(d / "serviceaccounts/prod/db", "");
+  Serve s(d);
+  REQUIRE(s.WaitReady());
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web") && Published(d, "prod", "db"); }));
+
+  const auto roots = Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "prod", "db", "root-cert.pem"))));
+  const auto leaf = LeafOf(d, "prod", "db");
+  CHECK(leaf.UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/prod/sa/db"});
+  CHECK(pki::VerifyChain(leaf, {}, roots, std::chrono::system_clock::now()).ok());
+  auto key = Must(pki::PrivateKey::FromPem(ReadAll(SecretFile(d, "prod", "db", "key.pem"))));
+  CHECK(pki::SamePublicKey(key.get(), leaf.PublicKey()));
+  CHECK(ReadAll(d / "ca/root-cert.pem") == ReadAll(SecretFile(d, "prod", "db", "root-cert.pem")));
+
+  // A new service account takes effect within a second (hard limit here: 1.5 s).
+  WriteFile(d / "serviceaccounts/default/api", "");
+  CHECK(WaitFor([&] { return Published(d, "default", "api"); }, 1500ms));
+  // Deleting it deletes its secret.
+  fs::remove(d / "serviceaccounts/default/api");
+  CHECK(WaitFor([&] { return !fs::exists(d / "secrets/default/istio.api"); }, 1500ms));
+  // A deleted secret of an existing SA comes back.
+  fs::remove_all(d / "secrets/default/istio.web");
+  CHECK(WaitFor([&] { return Published(d, "default", "web"); }, 1500ms));
+  // A corrupted one is repaired by the (1 s) resync.
+  WriteFile(SecretFile(d, "prod", "db", "cert-chain.pem"), "garbage");
+  CHECK(WaitFor([&] {
+    return ReadAll(SecretFile(d, "prod", "db", "cert-chain.pem")).find("BEGIN CERTIFICATE") != std::string::npos;
+  }));
+  // Invalid names: logged, not fatal.
+  WriteFile(d / "serviceaccounts/default/Not_Valid", "");
+  CHECK(WaitFor([&] { return s.Log().find("not a valid Kubernetes name") != std::string::npos; }));
+  auto health = s.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(s.Stop() == 0);
+}
+
+TEST_CASE("serve: /metrics has Istio's names and passes promtool", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  Serve s(d);
+  REQUIRE(s.WaitReady());
+  auto r = s.Get("/metrics");
+  REQUIRE(r);
+  const std::string text = r->body;
+  for (const char* name :
+       {"citadel_secret_controller_svc_acc_created_cert_count 1", "citadel_secret_controller_svc_acc_deleted_cert_count",
+        "citadel_secret_controller_secret_deleted_cert_count", "citadel_secret_controller_csr_err_count",
+        "citadel_secret_controller_csr_sign_err_count{error=\"CA_NOT_READY\"}",
+        "citadel_server_root_cert_expiry_timestamp", "citadel_server_cert_chain_expiry_timestamp",
+        "istio_ca_workload_secret_issue_seconds_bucket", "istio_ca_workload_cert_earliest_expiry_seconds"}) {
+    CHECK_THAT(text, Catch::Contains(name));
+  }
+  if (system("command -v promtool >/dev/null 2>&1") == 0) {
+    const std::string file = d / "metrics.txt";
+    WriteFile(file, text);
+    const int rc = system(("promtool check metrics < " + file + " >/dev/null 2>&1").c_str());
+    CHECK(rc == 0);
+  } else {
+    WARN("promtool not installed; lint skipped");
+  }
+  auto v = s.Get("/version");
+  REQUIRE(v);
+  CHECK_THAT(v->body, Catch::Contains("istio-ca"));
+}
+
+TEST_CASE("serve: a restart keeps the root and the published secrets", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  std::string root, serial;
+  {
+    Serve s(d);
+    REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+    root = ReadAll(d / "ca/root-cert.pem");
+    serial = LeafOf(d, "default", "web").SerialHex();
+    CHECK(s.Stop(SIGINT) == 0);
+  }
+  Serve s(d);
+  REQUIRE(s.WaitReady());
+  CHECK(ReadAll(d / "ca/root-cert.pem") == root);
+  CHECK(LeafOf(d, "default", "web").SerialHex() == serial);
+  CHECK(s.Stop() == 0);
+  // Nothing half-written is left behind.
+  for (const auto& e : fs::recursive_directory_iterator(d.path())) {
+    CHECK(e.path().filename().string().rfind(".tmp.", 0) != 0);
+  }
+}
+
+TEST_CASE("serve: a short TTL shows rotation", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  Serve s(d, {"--workload-cert-ttl", "4s", "--workload-cert-min-grace-period", "0s"});
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+  const std::string first = LeafOf(d, "default", "web").SerialHex();
+  // Grace = 50% of 4 s (+ up to 10% jitter): renewed about 2 s after issuance.
+  CHECK(WaitFor([&] { return LeafOf(d, "default", "web").SerialHex() != first; }, 8000ms));
+  CHECK(LeafOf(d, "default", "web").NotAfter() > std::chrono::system_clock::now());
+}
+
+TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
+  TempDir d;
+  const std::string probe = d / "liveness";
+  Serve s(d, {"--liveness-probe-path", probe, "--liveness-probe-interval", "2s", "--probe-check-interval", "1s"});
+  REQUIRE(WaitFor([&] { return fs::exists(probe); }));
+  CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "3s"}).exit_code == 0);
+  CHECK(s.Stop() == 0);
+  CHECK_FALSE(fs::exists(probe));
+  Run r = RunCli({"probe", "--probe-path", probe, "--interval", "3s"});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("probe file"));
+  CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "soon"}).exit_code == 2);
+}
+
+TEST_CASE("serve: bad flag values are one line and exit 2, before anything starts", "[serve][e2e]") {
+  TempDir d;
+  auto args = GENERATE(as<std::vector<std::string>>{}, std::vector<std::string>{"--workload-cert-ttl", "1y"},
+                       std::vector<std::string>{"--workload-cert-ttl", "3000h"},
+                       std::vector<std::string>{"--workload-cert-grace-period-ratio", "2"},
+                       std::vector<std::string>{"--workload-key-type", "dsa-1024"},
+                       std::vector<std::string>{"--monitoring-port", "70000"},
+                       std::vector<std::string>{"--custom-dns-names", "nocolon"},
+                       std::vector<std::string>{"--signing-cert", "/x"},
+                       std::vector<std::string>{"--log_output_level", "chatty"},
+                       std::vector<std::string>{"--trust-domain", "UPPER"});
+  std::vector<std::string> full = {"serve", "--local-dir", d.path()};
+  full.insert(full.end(), args.begin(), args.end());
+  Run r = RunCli(full);
+  CAPTURE(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_FALSE(fs::exists(d / "ca"));  // nothing started
+}
+
+TEST_CASE("serve: a plugged-in CA is validated, reloaded on change, and a bad change keeps the old one", "[serve][e2e]") {
+  TempDir d;
+  const auto now = std::chrono::system_clock::now();
+  auto make_ca = [&](const std::string& sub) {
+    auto root_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+    auto root = Must(pki::MakeSelfSignedRoot(root_key, {"Root " + sub, 87600h}, now));
+    auto int_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+    auto inter = Must(pki::IssueIntermediate({root, root_key}, int_key.get(), {"Intermediate " + sub, 8760h}, now));
+    WriteFile(d / (sub + "/ca-cert.pem"), inter.ToPem());
+    WriteFile(d / (sub + "/ca-key.pem"), int_key.ToPem());
+    WriteFile(d / (sub + "/root-cert.pem"), root.ToPem());
+    WriteFile(d / (sub + "/cert-chain.pem"), inter.ToPem());
+    return root;
+  };
+  const pki::Certificate root1 = make_ca("ca1");
+  const pki::Certificate root2 = make_ca("ca2");
+  WriteFile(d / "serviceaccounts/default/web", "");
+  fs::create_directories(d / "plugged");
+  for (const char* f : {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}) {
+    fs::copy_file(d / (std::string("ca1/") + f), d / (std::string("plugged/") + f));
+  }
+  const std::vector<std::string> flags = {"--signing-cert", d / "plugged/ca-cert.pem", "--signing-key", d / "plugged/ca-key.pem",
+                                          "--root-cert", d / "plugged/root-cert.pem", "--cert-chain", d / "plugged/cert-chain.pem"};
+  {
+    // Mismatched key: refused at start with an error naming the problem.
+    std::vector<std::string> bad = {"serve", "--local-dir", d.path(), "--grpc-port", "0", "--monitoring-port", "0",
+                                    "--signing-cert", d / "ca1/ca-cert.pem", "--signing-key", d / "ca2/ca-key.pem",
+                                    "--root-cert", d / "ca1/root-cert.pem"};
+    Run r = RunCli(bad);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Catch::Contains("key does not match"));
+  }
+  Serve s(d, flags);
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+  auto chain = Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "default", "web", "cert-chain.pem"))));
+  REQUIRE(chain.size() == 2);  // leaf + intermediate
+  CHECK(pki::VerifyChain(chain[0], {chain[1]}, {root1}, now).ok());
+
+  // A bad change (key of another CA) is rejected: old bundle keeps serving, a metric says so.
+  WriteFile(d / "plugged/ca-key.pem", ReadAll(d / "ca2/ca-key.pem"));
+  CHECK(WaitFor([&] { return s.Log().find("rejected the changed plugged-in CA") != std::string::npos; }));
+  auto m = s.Get("/metrics");
+  REQUIRE(m);
+  CHECK_THAT(m->body, Catch::Contains("istio_ca_ca_bundle_reload_failures_total 1"));
+  CHECK(ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root1.ToPem());
+
+  // A good change is picked up and every secret gets the new root.
+  for (const char* f : {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}) {
+    WriteFile(d / (std::string("plugged/") + f), ReadAll(d / (std::string("ca2/") + f)));
+  }
+  s.Signal(SIGHUP);
+  CHECK(WaitFor([&] { return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root2.ToPem(); }));
+  CHECK(s.Stop() == 0);
+}
