@@ -566,7 +566,9 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, MetricsReg
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   std::random_device rd;
-  lease.identity = std::string(host) + "_" + std::to_string(rd() % 1000000);
+  // Pod name (unique per replica), then pid and a random part for replicas on one host.
+  lease.identity =
+      std::string(host) + "_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
   b.leader = std::make_unique<KubeLeaderElector>(api, lease, SystemClock::Get(), metrics);
   return b;
 }

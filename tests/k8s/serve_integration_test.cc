@@ -1,0 +1,167 @@
+// The real `istio-ca serve` binary against the fake API server over TLS: several replicas,
+// one root, one leader, no write churn, hand-over on shutdown, recovery from a forced relist.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "k8s/objects.h"
+#include "pki/cert.h"
+#include "pki/verify.h"
+#include "tests/k8s/fixture.h"
+
+extern char** environ;
+
+namespace istioca::k8s {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeCluster;
+
+template <class F>
+bool Eventually(F pred, std::chrono::milliseconds limit = 20000ms) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+struct Replica {
+  pid_t pid = -1;
+  Replica(const std::string& kubeconfig, const std::string& log) {
+    std::vector<std::string> args{ISTIOCA_BINARY,       "serve", "--kube-config",     kubeconfig,
+                                  "--grpc-port",        "0",     "--monitoring-port", "0",
+                                  "--kube-api-qps",     "1000",  "--kube-api-burst",  "1000",
+                                  "--log_output_level", "warn"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    REQUIRE(posix_spawn(&pid, ISTIOCA_BINARY, &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  int Stop(int sig = SIGTERM) {
+    if (pid <= 0) return -1;
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return status;
+  }
+  ~Replica() { Stop(SIGKILL); }
+};
+
+struct Cluster {
+  FakeCluster f{200ms};
+  std::filesystem::path dir;
+  std::string kubeconfig;
+  Cluster() {
+    dir = std::filesystem::temp_directory_path() / ("kube_serve_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    kubeconfig = (dir / "kubeconfig").string();
+    std::ofstream(kubeconfig) << fakeapi::KubeconfigYaml(f.server->url(), testing::Tls().ca_pem,
+                                                         testing::kAdminToken);
+  }
+  ~Cluster() { std::filesystem::remove_all(dir); }
+  std::string LogText() const {
+    std::ifstream log(dir / "replicas.log");
+    return std::string((std::istreambuf_iterator<char>(log)), {});
+  }
+  std::string Log() const { return (dir / "replicas.log").string(); }
+
+  std::string Data(const fakeapi::OJson& secret, const char* key) {
+    auto d = Base64Decode(secret["data"][key].get<std::string>());
+    return d.ok() ? *d : "";
+  }
+  // Every SA has a secret that verifies against the CA secret's root; no orphans.
+  bool Converged() {
+    auto ca = f.server->Find("secrets", "istio-system", "istio-ca-secret");
+    if (!ca) return false;
+    auto roots = pki::Certificate::ParsePemChain(Data(*ca, "root-cert.pem"));
+    if (!roots.ok()) return false;
+    std::set<std::string> sas;
+    for (const auto& sa : f.server->All("serviceaccounts")) {
+      std::string ns = sa["metadata"]["namespace"], name = sa["metadata"]["name"];
+      sas.insert(ns + "/istio." + name);
+      auto s = f.server->Find("secrets", ns, "istio." + name);
+      if (!s) return false;
+      auto chain = pki::Certificate::ParsePemChain(Data(*s, "cert-chain.pem"));
+      if (!chain.ok() || Data(*s, "root-cert.pem") != Data(*ca, "root-cert.pem")) return false;
+      if (!pki::VerifyChain((*chain)[0], {}, *roots, std::chrono::system_clock::now()).ok())
+        return false;
+    }
+    for (const auto& s : f.server->All("secrets")) {
+      if (s.value("type", "") != "istio.io/key-and-cert") continue;
+      if (!sas.contains(s["metadata"]["namespace"].get<std::string>() + "/" +
+                        s["metadata"]["name"].get<std::string>())) {
+        return false;
+      }
+    }
+    return true;
+  }
+  std::string Holder() {
+    auto lease = f.server->Find("leases", "istio-system", "istio-ca-leader");
+    return lease ? lease->at("spec").value("holderIdentity", "") : "";
+  }
+};
+
+pid_t PidOf(const std::string& holder) {
+  // identity = <host>_<pid>_<random>
+  auto last = holder.rfind('_');
+  auto prev = holder.rfind('_', last - 1);
+  return static_cast<pid_t>(std::stol(holder.substr(prev + 1, last - prev - 1)));
+}
+
+TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per secret, hand-over",
+          "[kube][integration]") {
+  Cluster c;
+  for (int i = 0; i < 30; ++i)
+    c.f.AddServiceAccount("ns" + std::to_string(i % 3), "sa" + std::to_string(i));
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<Replica>(c.kubeconfig, c.Log()));
+  bool converged = Eventually([&] { return c.Converged(); });
+  INFO("replica logs:\n" << c.LogText());
+  REQUIRE(converged);
+  CHECK(c.f.server->Writes("secrets", "istio-system", "istio-ca-secret") == 1);
+  std::string holder = c.Holder();
+  REQUIRE_FALSE(holder.empty());
+  // Let resyncs and watch events settle: still exactly one write per workload secret.
+  std::this_thread::sleep_for(1s);
+  for (const auto& [key, n] : c.f.server->AllWrites("secrets")) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+
+  // The leader shuts down: it releases the lease and a standby takes over at once.
+  pid_t leader = PidOf(holder);
+  auto it =
+      std::find_if(replicas.begin(), replicas.end(), [&](auto& r) { return r->pid == leader; });
+  REQUIRE(it != replicas.end());
+  int status = (*it)->Stop(SIGTERM);
+  CHECK(WIFEXITED(status));
+  REQUIRE(Eventually([&] { return !c.Holder().empty() && c.Holder() != holder; }, 10000ms));
+  c.f.AddServiceAccount("ns0", "after-handover");
+  REQUIRE(Eventually(
+      [&] { return c.f.server->Find("secrets", "ns0", "istio.after-handover").has_value(); }));
+
+  // Dropped watches and a forced relist: the new leader still follows.
+  c.f.server->DropWatches();
+  c.f.server->ExpireHistory();
+  c.f.server->Remove("serviceaccounts", "ns1", "sa1");
+  c.f.AddServiceAccount("ns2", "after-relist");
+  REQUIRE(Eventually([&] { return c.Converged(); }));
+  CHECK(c.f.server->Writes("secrets", "istio-system", "istio-ca-secret") == 1);
+}
+
+}  // namespace
+}  // namespace istioca::k8s
