@@ -168,6 +168,25 @@ bool ValidServiceAccountName(std::string_view name) {
   }
 }
 
+// ---- ListingCache ---------------------------------------------------------------------------
+
+void ListingCache::BeginPass() {
+  full_ = pass_++ % full_every_ == 0;
+}
+
+const ListingCache::Entries& ListingCache::Read(const std::string& path) {
+  Cached& c = dirs_[path];
+  struct stat st;
+  const int64_t mtime = stat(path.c_str(), &st) == 0
+                            ? int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec
+                            : -2;
+  if (full_ || mtime != c.mtime_ns) {
+    c.entries = mtime == -2 ? Entries{} : ReadDir(path);
+    c.mtime_ns = mtime;
+  }
+  return c.entries;
+}
+
 // ---- DirectoryPoller ------------------------------------------------------------------------
 
 void DirectoryPoller::Start() {
@@ -239,13 +258,14 @@ std::set<ServiceAccountKey> LocalServiceAccounts::Scan() {
       Logger("local")->warn("ignoring {} that is not a valid Kubernetes name path={}", what, path);
     }
   };
-  for (const auto& [ns, ns_type] : ReadDir(root_)) {
+  listings_.BeginPass();
+  for (const auto& [ns, ns_type] : listings_.Read(root_)) {
     if (ns[0] == '.' || ns_type != DT_DIR) continue;
     if (!ValidNamespaceName(ns)) {
       invalid(root_ + "/" + ns, "namespace");
       continue;
     }
-    for (const auto& [sa, sa_type] : ReadDir(root_ + "/" + ns)) {
+    for (const auto& [sa, sa_type] : listings_.Read(root_ + "/" + ns)) {
       if (sa[0] == '.' || sa_type == DT_DIR) continue;
       if (!ValidServiceAccountName(sa)) {
         invalid(root_ + "/" + ns + "/" + sa, "service account");
@@ -277,7 +297,7 @@ Result<bool> LocalServiceAccounts::Exists(const ServiceAccountKey& key) const {
 // ---- LocalSecretStore -----------------------------------------------------------------------
 
 LocalSecretStore::LocalSecretStore(std::string dir, std::chrono::milliseconds poll)
-    : root_(std::move(dir) + "/secrets"), poller_([this] { return Scan(); }, poll) {}
+    : root_(std::move(dir) + "/secrets"), poller_([this] { return Scan(&listings_); }, poll) {}
 
 std::string LocalSecretStore::SecretDir(const ServiceAccountKey& key) const {
   return root_ + "/" + key.ns + "/" + key.SecretName();
@@ -304,12 +324,16 @@ Status LocalSecretStore::Start() {
   return OkStatus();
 }
 
-std::set<ServiceAccountKey> LocalSecretStore::Scan() const {
+std::set<ServiceAccountKey> LocalSecretStore::Scan(ListingCache* cached) const {
   std::set<ServiceAccountKey> out;
   const std::string prefix = kSecretNamePrefix;
-  for (const auto& [ns, ns_type] : ReadDir(root_)) {
+  if (cached) cached->BeginPass();
+  auto list = [cached](const std::string& path) {
+    return cached ? cached->Read(path) : ReadDir(path);
+  };
+  for (const auto& [ns, ns_type] : list(root_)) {
     if (ns[0] == '.' || ns_type != DT_DIR || !ValidNamespaceName(ns)) continue;
-    for (const auto& [name, type] : ReadDir(root_ + "/" + ns)) {
+    for (const auto& [name, type] : list(root_ + "/" + ns)) {
       if (name.rfind(prefix, 0) != 0) continue;
       const std::string sa = name.substr(prefix.size());
       if (ValidServiceAccountName(sa)) out.insert({ns, sa});
@@ -320,7 +344,7 @@ std::set<ServiceAccountKey> LocalSecretStore::Scan() const {
 
 Result<std::vector<ServiceAccountKey>> LocalSecretStore::List() const {
   // Scans afresh: List is used by the full resync and must see the current state.
-  const auto keys = Scan();
+  const auto keys = Scan(nullptr);
   return std::vector<ServiceAccountKey>(keys.begin(), keys.end());
 }
 
