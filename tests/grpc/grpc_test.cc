@@ -94,11 +94,7 @@ struct HostileRow {
 std::string GarbageSignatureCsr() {
   // The CSR's signature made by another key: flip one byte inside the signature.
   std::string pem = CsrPem({kAlice});
-  auto der = Must(pki::Csr::FromPem(pem));
-  unsigned char* buf = nullptr;
-  int len = i2d_X509_REQ(der.get(), &buf);
-  std::string bytes(reinterpret_cast<char*>(buf), len);
-  OPENSSL_free(buf);
+  std::string bytes = Must(pki::Csr::FromPem(pem)).Der();
   bytes[bytes.size() - 5] ^= 0x55;
   return pki::EncodePem("CERTIFICATE REQUEST", bytes);
 }
