@@ -222,8 +222,10 @@ void DirectoryPoller::PollOnce() {
                                   std::back_inserter(changed));
     keys_ = std::move(now);
   }
-  synced_ = true;
-  if (handler_) {
+  // The first listing is the initial sync, which the controller's full pass covers; only
+  // later differences are events.
+  const bool initial = !synced_.exchange(true);
+  if (handler_ && !initial) {
     for (const ServiceAccountKey& k : changed) handler_(k);
   }
 }

@@ -18,6 +18,9 @@
 #include <functional>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "pki/cert.h"
 #include "pki/issue.h"
 #include "pki/key.h"
@@ -336,4 +339,26 @@ TEST_CASE("serve: a plugged-in CA is validated, reloaded on change, and a bad ch
   s.Signal(SIGHUP);
   CHECK(WaitFor([&] { return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root2.ToPem(); }));
   CHECK(s.Stop() == 0);
+}
+
+TEST_CASE("serve: --log_as_json writes one JSON object per line", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  Serve s(d, {"--log_as_json", "--log_output_level", "default:debug"});
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+  CHECK(s.Stop() == 0);
+  std::istringstream in(s.Log());
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    CAPTURE(line);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    CHECK(j.contains("msg"));
+    CHECK(j.contains("level"));
+    ++lines;
+  }
+  CHECK(lines >= 3);
+  CHECK_THAT(s.Log(), Catch::Contains("created workload secret ns=default name=istio.web"));
+  CHECK_THAT(s.Log(), !Catch::Contains("PRIVATE KEY"));
 }
