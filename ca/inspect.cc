@@ -34,14 +34,6 @@ std::string Plural(size_t n, const char* word) {
 
 }  // namespace
 
-TimePoint RotationDue(TimePoint not_before, TimePoint not_after, double ratio, Duration min_grace) {
-  // Seconds in double: a 10-year lifetime times a ratio cannot overflow (Istio #18357 overflowed
-  // an int64 nanosecond product and fell back to the minimum grace).
-  const double lifetime_s = std::chrono::duration<double>(not_after - not_before).count();
-  const double grace_s = std::max(ratio * lifetime_s, std::chrono::duration<double>(min_grace).count());
-  return not_after - duration_cast<TimePoint::duration>(std::chrono::duration<double>(grace_s));
-}
-
 SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
   SetReport out;
   out.source = set.source;
@@ -94,8 +86,8 @@ SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
     const bool has_leaf = first.role == "leaf" || first.role == "certificate";
     if (has_leaf) {
       out.spiffe_id = first.info.spiffe_id;
-      out.rotation_due_at =
-          RotationDue(first.info.not_before, first.info.not_after, options.grace_ratio, options.min_grace);
+      out.rotation_due_at = RefreshTime({first.info.not_before, first.info.not_after, first.info.serial_hex},
+                                        options.rotation);
     }
     // Validity of everything the workload presents (the chain, not the roots).
     for (const CertReport& r : out.chain) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/time.h"
+#include "ca/rotation.h"
 #include "pki/cert.h"
 #include "pki/key.h"
 
@@ -34,8 +35,8 @@ struct InspectOptions {
   std::optional<std::vector<pki::Certificate>> roots;
   std::string roots_name;  // "--roots FILE" for messages
   Duration expiring_within{0};
-  double grace_ratio = 0.5;
-  Duration min_grace = std::chrono::minutes(10);
+  // The daemon's rotation rule (ca/rotation.h), so that "rotation due" is when it will act.
+  RotationPolicy rotation;
 };
 
 struct CertReport {
@@ -71,10 +72,6 @@ struct SetReport {
 };
 
 SetReport Inspect(const MaterialSet& set, const InspectOptions& options);
-
-// The moment a workload certificate enters its grace period and is due for rotation:
-// NotAfter − max(ratio × lifetime, min_grace), computed without overflow.
-TimePoint RotationDue(TimePoint not_before, TimePoint not_after, double ratio, Duration min_grace);
 
 struct RenderOptions {
   bool color = false;

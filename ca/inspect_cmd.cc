@@ -66,8 +66,9 @@ int Run(const InspectFlags& f) {
     options.expiring_within = *d;
   }
   char* end = nullptr;
-  options.grace_ratio = std::strtod(f.grace_ratio.c_str(), &end);
-  if (end == f.grace_ratio.c_str() || *end != '\0' || !(options.grace_ratio >= 0 && options.grace_ratio <= 1)) {
+  options.rotation.grace_ratio = std::strtod(f.grace_ratio.c_str(), &end);
+  if (end == f.grace_ratio.c_str() || *end != '\0' ||
+      !(options.rotation.grace_ratio >= 0 && options.rotation.grace_ratio <= 1)) {
     return Fail("--workload-cert-grace-period-ratio: must be a number between 0 and 1, got \"" +
                 f.grace_ratio + "\"");
   }
@@ -76,7 +77,7 @@ int Run(const InspectFlags& f) {
     return Fail("--workload-cert-min-grace-period: " +
                 (min_grace.ok() ? std::string("must not be negative") : min_grace.status().message()));
   }
-  options.min_grace = *min_grace;
+  options.rotation.min_grace = *min_grace;
   auto timeout = ParseDuration(f.timeout);
   if (!timeout.ok() || *timeout <= Duration::zero()) {
     return Fail("--timeout: " + (timeout.ok() ? std::string("must be positive") : timeout.status().message()));

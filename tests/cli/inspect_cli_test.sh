@@ -3,7 +3,7 @@
 # independent implementation), real TLS servers (openssl s_server) on 127.0.0.1. Each case
 # asserts the exit code and a line of the output. Usage: inspect_cli_test.sh PATH/TO/istio-ca
 set -uo pipefail
-BIN=${1:?usage: $0 path/to/istio-ca}
+BIN=$(realpath "${1:?usage: $0 path/to/istio-ca}")
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
