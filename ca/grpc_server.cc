@@ -378,7 +378,6 @@ class GrpcComponent final : public DaemonComponent {
   explicit GrpcComponent(DaemonContext& ctx) : ctx_(ctx) {}
   std::string Name() const override { return "grpc"; }
   Status Start() override {
-    if (ctx_.options.grpc_port == 0) return OkStatus();
     GrpcServerOptions options;
     options.listen_address = "0.0.0.0:" + std::to_string(ctx_.options.grpc_port);
     options.host_identities = ctx_.options.grpc_host_identities;
@@ -390,7 +389,7 @@ class GrpcComponent final : public DaemonComponent {
   void Stop() override {
     if (server_) server_->Stop();
   }
-  bool Ready() const override { return ctx_.options.grpc_port == 0 || server_ != nullptr; }
+  bool Ready() const override { return server_ != nullptr; }
 
  private:
   DaemonContext& ctx_;
@@ -398,10 +397,9 @@ class GrpcComponent final : public DaemonComponent {
 };
 }  // namespace
 
-ComponentFactory GrpcComponentFactory() {
-  return [](DaemonContext& ctx) -> Result<std::unique_ptr<DaemonComponent>> {
-    return std::unique_ptr<DaemonComponent>(std::make_unique<GrpcComponent>(ctx));
-  };
+Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx) {
+  if (ctx.options.grpc_port == 0) return std::unique_ptr<DaemonComponent>();
+  return std::unique_ptr<DaemonComponent>(std::make_unique<GrpcComponent>(ctx));
 }
 
 }  // namespace istioca::ca

@@ -105,8 +105,8 @@ class GrpcServer {
   int port_ = 0;
 };
 
-// The daemon component: serves on --grpc-port (no-op when 0) and, when liveness is configured,
-// exposes the self-check.
-ComponentFactory GrpcComponentFactory();
+// The daemon component (ca/daemon_parts.cc): serves on --grpc-port with the daemon's Authority
+// and TokenReviewer; nullptr when --grpc-port is 0.
+Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx);
 
 }  // namespace istioca::ca
