@@ -33,8 +33,10 @@ Status LocalCaStore::Create(const StoredCa& ca) {
   const fs::path target(dir_);
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
-  if (fs::exists(target / kCaCertKey, ec)) return Status(Code::kAlreadyExists, "a CA is already stored", dir_);
-  const std::string tmp = dir_ + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
+  if (fs::exists(target / kCaCertKey, ec))
+    return Status(Code::kAlreadyExists, "a CA is already stored", dir_);
+  const std::string tmp =
+      dir_ + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
   if (mkdir(tmp.c_str(), 0700) != 0) {
     return Unavailable("cannot create the CA directory: " + std::string(std::strerror(errno)), tmp);
   }
@@ -48,8 +50,8 @@ Status LocalCaStore::Create(const StoredCa& ca) {
       {"root-cert.pem", &ca.root_cert_pem},
       {"cert-chain.pem", &ca.cert_chain_pem}};
   for (const auto& [name, data] : files) {
-    Status s = WriteFileAtomic(tmp + "/" + name, *data,
-                               std::string_view(name) == kCaKeyKey ? 0600 : 0644);
+    Status s =
+        WriteFileAtomic(tmp + "/" + name, *data, std::string_view(name) == kCaKeyKey ? 0600 : 0644);
     if (!s.ok()) return fail(s);
   }
   chmod(tmp.c_str(), 0755);

@@ -162,9 +162,10 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     }
     if (service_accounts_.HasSynced() && secrets_.HasSynced() && !synced_) {
       synced_ = true;
-      log->info("controller synced service_accounts={} created={} refreshed={} deleted={} "
-                "failed={}",
-                sa_set.size(), stats.created, stats.refreshed, stats.deleted, stats.failed);
+      log->info(
+          "controller synced service_accounts={} created={} refreshed={} deleted={} "
+          "failed={}",
+          sa_set.size(), stats.created, stats.refreshed, stats.deleted, stats.failed);
     }
   }
   return stats;
@@ -209,8 +210,8 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
         leaf = PublishedLeaf{c.NotBefore(), c.NotAfter(), c.SerialHex(), identity};
       }
     }
-    observed.rotation = DecideRotation(leaf, secret->root_cert_pem == roots_pem,
-                                       options_.rotation, now);
+    observed.rotation =
+        DecideRotation(leaf, secret->root_cert_pem == roots_pem, options_.rotation, now);
     std::lock_guard<std::mutex> lock(mu_);
     if (leaf) {
       TimePoint refresh_at = observed.rotation.refresh_at;
@@ -343,8 +344,7 @@ Status Controller::Execute(const Work& w) {
                  w.key.SecretName(), CodeName(s.code()));
       return OkStatus();
     }
-    return s.WithContext(w.action == SecretAction::kCreate ? "creating secret"
-                                                           : "updating secret");
+    return s.WithContext(w.action == SecretAction::kCreate ? "creating secret" : "updating secret");
   }
   issue_latency_.Observe(SecondsSince(t0));
   bool recreated = false;
@@ -367,13 +367,13 @@ Status Controller::Execute(const Work& w) {
     created_count_.Inc();
     if (recreated) secret_deleted_count_.Inc();
   }
-  log->info("{} workload secret ns={} name={} reason={} serial={} not_after={}",
-            w.action == SecretAction::kCreate ? (recreated ? "re-created" : "created")
-                                              : "refreshed",
-            w.key.ns, w.key.SecretName(),
-            w.action == SecretAction::kCreate ? (recreated ? "secret-deleted" : "new")
-                                              : RotationReasonName(w.reason),
-            issued->leaf.SerialHex(), FormatRfc3339(issued->leaf.NotAfter()));
+  log->info(
+      "{} workload secret ns={} name={} reason={} serial={} not_after={}",
+      w.action == SecretAction::kCreate ? (recreated ? "re-created" : "created") : "refreshed",
+      w.key.ns, w.key.SecretName(),
+      w.action == SecretAction::kCreate ? (recreated ? "secret-deleted" : "new")
+                                        : RotationReasonName(w.reason),
+      issued->leaf.SerialHex(), FormatRfc3339(issued->leaf.NotAfter()));
   return OkStatus();
 }
 
@@ -407,8 +407,8 @@ void Controller::RecordSuccess(const ServiceAccountKey& key) {
     count = it->second.count;
     failures_.erase(it);
   }
-  Logger("controller")->info("reconcile recovered ns={} sa={} after_failures={}", key.ns,
-                             key.name, count);
+  Logger("controller")
+      ->info("reconcile recovered ns={} sa={} after_failures={}", key.ns, key.name, count);
 }
 
 void Controller::Notify(const ServiceAccountKey& key) {
@@ -471,7 +471,8 @@ void Controller::Loop() {
   auto next_full = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, kTick, [this] { return stopping_ || resync_requested_ || !pending_.empty(); });
+    cv_.wait_for(lock, kTick,
+                 [this] { return stopping_ || resync_requested_ || !pending_.empty(); });
     if (stopping_) break;
     const bool full = resync_requested_ || std::chrono::steady_clock::now() >= next_full;
     std::vector<ServiceAccountKey> keys;
@@ -490,9 +491,9 @@ void Controller::Loop() {
     if (!full && keys.empty()) continue;
     lock.unlock();
     if (full) {
-      next_full = std::chrono::steady_clock::now() +
-                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                      options_.resync_period);
+      next_full =
+          std::chrono::steady_clock::now() +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(options_.resync_period);
       SyncAll();
     } else {
       std::sort(keys.begin(), keys.end());

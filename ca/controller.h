@@ -179,7 +179,7 @@ class Controller {
   size_t ManagedCount() const;
 
  private:
-  struct Known {  // what we last saw/wrote for a key
+  struct Known {            // what we last saw/wrote for a key
     size_t chain_hash = 0;  // of cert-chain.pem: unchanged content is not parsed again
     PublishedLeaf leaf;
     TimePoint refresh_at{};
@@ -199,8 +199,9 @@ class Controller {
                            const std::string& roots_pem, SyncStats& stats);
   Status Execute(const Work& work);
   // Plans and executes every key on the worker pool (reads, parsing and crypto all in parallel).
-  void RunWorkers(const std::vector<ServiceAccountKey>& keys, const std::set<ServiceAccountKey>* sa_set,
-                  TimePoint now, const std::string& roots_pem, SyncStats& stats);
+  void RunWorkers(const std::vector<ServiceAccountKey>& keys,
+                  const std::set<ServiceAccountKey>* sa_set, TimePoint now,
+                  const std::string& roots_pem, SyncStats& stats);
   void RecordFailure(const ServiceAccountKey& key, const Status& status, TimePoint now);
   void RecordSuccess(const ServiceAccountKey& key);
   void Loop();

@@ -64,12 +64,15 @@ Status ValidateDaemonOptions(const DaemonOptions& o) {
       (o.signing_cert.empty() || o.signing_key.empty() || o.root_cert.empty())) {
     return bad("a plugged-in CA needs --signing-cert, --signing-key and --root-cert");
   }
-  if (o.self_signed_ca_cert_ttl <= Duration::zero()) return bad("--self-signed-ca-cert-ttl must be positive");
+  if (o.self_signed_ca_cert_ttl <= Duration::zero())
+    return bad("--self-signed-ca-cert-ttl must be positive");
   if (o.workload_cert_ttl <= Duration::zero()) return bad("--workload-cert-ttl must be positive");
-  if (o.max_workload_cert_ttl <= Duration::zero()) return bad("--max-workload-cert-ttl must be positive");
+  if (o.max_workload_cert_ttl <= Duration::zero())
+    return bad("--max-workload-cert-ttl must be positive");
   if (o.workload_cert_ttl > o.max_workload_cert_ttl) {
     return bad("--workload-cert-ttl " + FormatDuration(o.workload_cert_ttl) +
-               " is greater than --max-workload-cert-ttl " + FormatDuration(o.max_workload_cert_ttl));
+               " is greater than --max-workload-cert-ttl " +
+               FormatDuration(o.max_workload_cert_ttl));
   }
   if (!(o.workload_cert_grace_period_ratio >= 0 && o.workload_cert_grace_period_ratio <= 1)) {
     return bad("--workload-cert-grace-period-ratio must be within [0, 1]");
@@ -77,29 +80,35 @@ Status ValidateDaemonOptions(const DaemonOptions& o) {
   if (o.workload_cert_min_grace_period < Duration::zero()) {
     return bad("--workload-cert-min-grace-period must not be negative");
   }
-  if (o.local_dir.empty() && !o.kube_config.empty() && o.kube_config.find('\0') != std::string::npos) {
+  if (o.local_dir.empty() && !o.kube_config.empty() &&
+      o.kube_config.find('\0') != std::string::npos) {
     return bad("--kube-config is not a path");
   }
   for (const std::string& ns : o.listened_namespaces) {
-    if (!ValidNamespaceName(ns)) return bad("--listened-namespaces: \"" + ns + "\" is not a namespace name");
+    if (!ValidNamespaceName(ns))
+      return bad("--listened-namespaces: \"" + ns + "\" is not a namespace name");
   }
   if (!ValidNamespaceName(o.storage_namespace)) {
-    return bad("--istio-ca-storage-namespace: \"" + o.storage_namespace + "\" is not a namespace name");
+    return bad("--istio-ca-storage-namespace: \"" + o.storage_namespace +
+               "\" is not a namespace name");
   }
   if (!(o.kube_api_qps > 0)) return bad("--kube-api-qps must be positive");
   if (o.kube_api_burst < 1) return bad("--kube-api-burst must be at least 1");
-  for (auto [port, flag] : {std::pair{o.grpc_port, "--grpc-port"}, {o.monitoring_port, "--monitoring-port"}}) {
+  for (auto [port, flag] :
+       {std::pair{o.grpc_port, "--grpc-port"}, {o.monitoring_port, "--monitoring-port"}}) {
     if (port < 0 || port > 65535) return bad(std::string(flag) + " must be within 0..65535");
   }
   if (o.grpc_port != 0 && o.grpc_port == o.monitoring_port) {
     return bad("--grpc-port and --monitoring-port must differ");
   }
-  if (o.grpc_port != 0 && o.grpc_host_identities.empty()) return bad("--grpc-host-identities must not be empty");
+  if (o.grpc_port != 0 && o.grpc_host_identities.empty())
+    return bad("--grpc-host-identities must not be empty");
   if (o.token_audiences.empty()) return bad("--token-audiences must not be empty");
   if (o.liveness_probe_path.empty() != (o.liveness_probe_interval <= Duration::zero())) {
     return bad("--liveness-probe-path and a positive --liveness-probe-interval go together");
   }
-  if (o.probe_check_interval <= Duration::zero()) return bad("--probe-check-interval must be positive");
+  if (o.probe_check_interval <= Duration::zero())
+    return bad("--probe-check-interval must be positive");
   if (o.resync_period < std::chrono::seconds(1)) return bad("--resync-period must be at least 1s");
   if (o.workers < 1 || o.workers > 64) return bad("--workers must be within 1..64");
   for (const auto& [key, names] : o.custom_dns_names) {
@@ -147,7 +156,8 @@ struct Daemon::Impl {
   bool stopped = false;
 };
 
-Daemon::Daemon(DaemonOptions options, DaemonParts parts, const Clock& clock, MetricsRegistry& metrics)
+Daemon::Daemon(DaemonOptions options, DaemonParts parts, const Clock& clock,
+               MetricsRegistry& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(parts), clock, metrics)),
       authority_(std::make_unique<Authority>(impl_->options.Policy(), clock)) {}
 
@@ -164,7 +174,8 @@ Status Daemon::Start() {
   // Backends.
   const BackendFactory& factory = o.LocalMode() ? d.parts.local_backends : d.parts.kube_backends;
   if (!factory) {
-    return FailedPrecondition("Kubernetes mode is not available in this build; pass --local-dir DIR");
+    return FailedPrecondition(
+        "Kubernetes mode is not available in this build; pass --local-dir DIR");
   }
   ASSIGN_OR_RETURN(d.backends, factory(o, d.metrics));
 
@@ -227,11 +238,13 @@ Status Daemon::Start() {
         if (!t) return std::nan("");
         return std::chrono::duration<double>(*t - clock->Now()).count();
       });
-  d.metrics.SetGaugeFunction("istio_ca_workload_secrets_managed",
-                             "Workload secrets the controller currently manages.", {},
-                             [controller] { return static_cast<double>(controller->ManagedCount()); });
-  d.backends.service_accounts->SetHandler([controller](const ServiceAccountKey& k) { controller->Notify(k); });
-  d.backends.secrets->SetHandler([controller](const ServiceAccountKey& k) { controller->Notify(k); });
+  d.metrics.SetGaugeFunction(
+      "istio_ca_workload_secrets_managed", "Workload secrets the controller currently manages.", {},
+      [controller] { return static_cast<double>(controller->ManagedCount()); });
+  d.backends.service_accounts->SetHandler(
+      [controller](const ServiceAccountKey& k) { controller->Notify(k); });
+  d.backends.secrets->SetHandler(
+      [controller](const ServiceAccountKey& k) { controller->Notify(k); });
   RETURN_IF_ERROR(d.backends.secrets->Start());
   RETURN_IF_ERROR(d.backends.service_accounts->Start());
   if (d.backends.leader) {
@@ -249,8 +262,8 @@ Status Daemon::Start() {
   // Liveness and monitoring.
   if (!o.liveness_probe_path.empty()) {
     d.liveness = std::make_unique<LivenessProber>(*authority_, o.liveness_probe_path,
-                                                  o.liveness_probe_interval,
-                                                  o.probe_check_interval, d.metrics);
+                                                  o.liveness_probe_interval, o.probe_check_interval,
+                                                  d.metrics);
     d.liveness->Start();
   }
   if (o.monitoring_port != 0) {
@@ -259,7 +272,9 @@ Status Daemon::Start() {
       r.ready = Ready();
       auto b = authority_->Bundle();
       r.detail = std::string("ca=") + (b ? "loaded" : "missing") + " controller=" +
-                 (!impl_->leading ? "standby" : impl_->controller->Synced() ? "synced" : "syncing");
+                 (!impl_->leading               ? "standby"
+                  : impl_->controller->Synced() ? "synced"
+                                                : "syncing");
       for (const auto& c : impl_->components) {
         r.detail += " " + c->Name() + "=" + (c->Ready() ? "ready" : "not-ready");
       }
@@ -279,8 +294,9 @@ Status Daemon::Start() {
     log->info("started component name={}", c->Name());
     d.components.push_back(std::move(c));
   }
-  log->info("istio-ca started mode={} trust_domain={} ca={}", o.LocalMode() ? "local" : "kubernetes",
-            o.trust_domain, o.self_signed_ca ? "self-signed" : "plugged-in");
+  log->info("istio-ca started mode={} trust_domain={} ca={}",
+            o.LocalMode() ? "local" : "kubernetes", o.trust_domain,
+            o.self_signed_ca ? "self-signed" : "plugged-in");
   return OkStatus();
 }
 

@@ -128,8 +128,7 @@ class DaemonComponent {
 };
 
 using BackendFactory = std::function<Result<Backends>(const DaemonOptions&, MetricsRegistry&)>;
-using ComponentFactory =
-    std::function<Result<std::unique_ptr<DaemonComponent>>(DaemonContext&)>;
+using ComponentFactory = std::function<Result<std::unique_ptr<DaemonComponent>>(DaemonContext&)>;
 
 // The plug-in table filled by ca/daemon_parts.cc.
 struct DaemonParts {

@@ -11,10 +11,13 @@
 namespace istioca::ca {
 
 Result<Backends> MakeLocalBackends(const DaemonOptions& options, MetricsRegistry& metrics);
+Result<Backends> MakeKubernetesBackends(const DaemonOptions& options,
+                                        MetricsRegistry& metrics);  // ca/kube_backends.cc
 
 DaemonParts DefaultDaemonParts() {
   DaemonParts parts;
   parts.local_backends = MakeLocalBackends;
+  parts.kube_backends = MakeKubernetesBackends;
   return parts;
 }
 

@@ -57,7 +57,9 @@ bool LivenessProber::RunOnce() {
   auto log = Logger("liveness");
   if (!s.ok()) {
     failures_.Inc();
-    if (healthy_) log->error("liveness self-check failed; removing probe file path={} error=\"{}\"", path_, s.ToString());
+    if (healthy_)
+      log->error("liveness self-check failed; removing probe file path={} error=\"{}\"", path_,
+                 s.ToString());
     healthy_ = false;
     unlink(path_.c_str());
     return false;
@@ -77,7 +79,8 @@ void LivenessProber::Start() {
     // Touch every interval/2 while healthy; run the self-check every check_interval.
     const auto touch = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::max<Duration>(touch_interval_ / 2, std::chrono::milliseconds(100)));
-    const auto check = std::chrono::duration_cast<std::chrono::steady_clock::duration>(check_interval_);
+    const auto check =
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(check_interval_);
     auto next_check = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> l(mu_);
     while (!stopping_) {

@@ -24,7 +24,8 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
     case ENOTEMPTY: return Status(Code::kAlreadyExists, what + " failed: already exists", detail);
     case EACCES:
     case EPERM:
-    case EROFS: return Status(Code::kPermissionDenied, what + " failed: " + std::strerror(err), detail);
+    case EROFS:
+      return Status(Code::kPermissionDenied, what + " failed: " + std::strerror(err), detail);
     default: return Unavailable(what + " failed: " + std::strerror(err), detail);
   }
 }
@@ -170,9 +171,7 @@ bool ValidServiceAccountName(std::string_view name) {
 
 // ---- ListingCache ---------------------------------------------------------------------------
 
-void ListingCache::BeginPass() {
-  full_ = pass_++ % full_every_ == 0;
-}
+void ListingCache::BeginPass() { full_ = pass_++ % full_every_ == 0; }
 
 const ListingCache::Entries& ListingCache::Read(const std::string& path) {
   Cached& c = dirs_[path];

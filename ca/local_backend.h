@@ -25,11 +25,11 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <vector>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/status.h"
 #include "ca/controller.h"
@@ -71,7 +71,8 @@ class ListingCache {
 class DirectoryPoller {
  public:
   using Scan = std::function<std::set<ServiceAccountKey>()>;
-  DirectoryPoller(Scan scan, std::chrono::milliseconds interval) : scan_(std::move(scan)), interval_(interval) {}
+  DirectoryPoller(Scan scan, std::chrono::milliseconds interval)
+      : scan_(std::move(scan)), interval_(interval) {}
   ~DirectoryPoller() { Stop(); }
   void SetHandler(std::function<void(const ServiceAccountKey&)> h) { handler_ = std::move(h); }
   // Scans once synchronously, then polls until Stop().
@@ -140,8 +141,7 @@ class LocalSecretStore final : public SecretStore {
   // cached: the poller's incremental view; List() scans afresh.
   std::set<ServiceAccountKey> Scan(ListingCache* cached) const;
   // Writes a complete generation directory under `secret_dir` and returns its name.
-  Result<std::string> WriteGeneration(const std::string& secret_dir,
-                                      const WorkloadSecret& secret);
+  Result<std::string> WriteGeneration(const std::string& secret_dir, const WorkloadSecret& secret);
   const std::string root_;
   std::atomic<uint64_t> counter_{0};
   ListingCache listings_;  // used by the poller thread only

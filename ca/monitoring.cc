@@ -29,7 +29,9 @@ std::string RenderPrometheus(const MetricsRegistry& registry) {
 }
 
 MonitoringServer::MonitoringServer(MetricsRegistry& metrics, std::function<Readiness()> readiness)
-    : metrics_(metrics), readiness_(std::move(readiness)), server_(std::make_unique<httplib::Server>()) {
+    : metrics_(metrics),
+      readiness_(std::move(readiness)),
+      server_(std::make_unique<httplib::Server>()) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(RenderPrometheus(metrics_), "text/plain; version=0.0.4; charset=utf-8");
   });

@@ -14,13 +14,16 @@ void RegisterProbe(CLI::App& app, CommandContext& ctx) {
     std::string interval;
   };
   auto f = std::make_shared<Flags>();
-  CLI::App* cmd = app.add_subcommand("probe", "Liveness probe: exit 0 iff the probe file was touched within the interval");
-  cmd->add_option("--probe-path", f->path, "The file the daemon touches (--liveness-probe-path)")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "probe", "Liveness probe: exit 0 iff the probe file was touched within the interval");
+  cmd->add_option("--probe-path", f->path, "The file the daemon touches (--liveness-probe-path)")
+      ->required();
   cmd->add_option("--interval", f->interval, "Maximum age of the file, e.g. 125s")->required();
   cmd->callback([f, &ctx] {
     auto d = ParseDuration(f->interval);
     if (!d.ok() || *d <= Duration::zero()) {
-      std::cerr << "istio-ca: --interval: " << (d.ok() ? "must be positive" : d.status().message()) << "\n";
+      std::cerr << "istio-ca: --interval: " << (d.ok() ? "must be positive" : d.status().message())
+                << "\n";
       ctx.exit_code = 2;
       return;
     }

@@ -22,9 +22,9 @@
 namespace istioca::ca {
 
 struct RotationPolicy {
-  double grace_ratio = 0.5;  // --workload-cert-grace-period-ratio, in [0, 1]
+  double grace_ratio = 0.5;                       // --workload-cert-grace-period-ratio, in [0, 1]
   Duration min_grace = std::chrono::minutes(10);  // --workload-cert-min-grace-period
-  double jitter = 0.1;  // fraction of G, in [0, 1)
+  double jitter = 0.1;                            // fraction of G, in [0, 1)
 };
 
 enum class RotationReason {

@@ -32,7 +32,9 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-double Since(Steady::time_point t0) { return std::chrono::duration<double>(Steady::now() - t0).count(); }
+double Since(Steady::time_point t0) {
+  return std::chrono::duration<double>(Steady::now() - t0).count();
+}
 
 long PeakRssKiB() {
   rusage ru{};
@@ -48,7 +50,8 @@ double RawCrypto(const CaBundle& bundle, int count, int workers) {
     for (int i = next++; i < count; i = next++) {
       auto key = pki::PrivateKey::Generate(pki::KeyType::kEcP256);
       auto leaf = pki::IssueLeaf(bundle.signer, key->get(),
-                                 {{"spiffe://cluster.local/ns/bench/sa/sa-" + std::to_string(i)}, {},
+                                 {{"spiffe://cluster.local/ns/bench/sa/sa-" + std::to_string(i)},
+                                  {},
                                   std::chrono::hours(24)},
                                  std::chrono::system_clock::now());
       std::string pem = leaf->ToPem() + key->ToPem();
@@ -83,9 +86,12 @@ int main(int argc, char** argv) {
   std::string dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--count") count = std::stoi(argv[i + 1]);
-    else if (a == "--workers") workers = std::stoi(argv[i + 1]);
-    else if (a == "--dir") dir = argv[i + 1];
+    if (a == "--count")
+      count = std::stoi(argv[i + 1]);
+    else if (a == "--workers")
+      workers = std::stoi(argv[i + 1]);
+    else if (a == "--dir")
+      dir = argv[i + 1];
   }
   if (dir.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "istioca-bench-XXXXXX").string();
@@ -105,7 +111,8 @@ int main(int argc, char** argv) {
   std::printf("setup: %d service-account files in %.2f s (dir %s)\n", count, Since(t), dir.c_str());
 
   LocalCaStore ca_store(dir + "/ca");
-  auto bundle = LoadOrCreateSelfSigned(ca_store, {"cluster.local", std::chrono::hours(87600), pki::KeyType::kEcP256}, clock.Now());
+  auto bundle = LoadOrCreateSelfSigned(
+      ca_store, {"cluster.local", std::chrono::hours(87600), pki::KeyType::kEcP256}, clock.Now());
   if (!bundle.ok()) {
     std::cerr << bundle.status().ToString() << "\n";
     return 1;
@@ -130,7 +137,8 @@ int main(int argc, char** argv) {
 
   // Phase 2: root change (a new self-signed root, as a plugged-in CA swap would be).
   auto key = pki::PrivateKey::Generate(pki::KeyType::kEcP256);
-  auto root = pki::MakeSelfSignedRoot(*key, {"cluster.local", std::chrono::hours(87600)}, clock.Now());
+  auto root =
+      pki::MakeSelfSignedRoot(*key, {"cluster.local", std::chrono::hours(87600)}, clock.Now());
   auto next = std::make_shared<CaBundle>(CaBundle{pki::Signer{*root, *key}, {}, {*root}});
   authority.SetBundle(next);
   t = Steady::now();
@@ -148,16 +156,20 @@ int main(int argc, char** argv) {
   store.Stop();
 
   std::printf("\n%-34s %10s %14s %10s\n", "phase", "wall (s)", "raw crypto (s)", "overhead");
-  std::printf("%-34s %10.2f %14.2f %9.2fx\n", "provision (create all secrets)", provision, raw1, provision / raw1);
-  std::printf("%-34s %10.2f %14.2f %9.2fx\n", "root change (refresh all secrets)", rotate, raw2, rotate / raw2);
+  std::printf("%-34s %10.2f %14.2f %9.2fx\n", "provision (create all secrets)", provision, raw1,
+              provision / raw1);
+  std::printf("%-34s %10.2f %14.2f %9.2fx\n", "root change (refresh all secrets)", rotate, raw2,
+              rotate / raw2);
   std::printf("%-34s %10.2f %14s %10s\n", "idle resync (nothing to do)", idle, "-", "-");
-  std::printf("\ncreated=%d failed=%d published=%d carrying_root=%d\n", s1.created, s1.failed, published, carrying1);
-  std::printf("refreshed=%d failed=%d carrying_new_root=%d/%d unchanged_after=%d\n", s2.refreshed, s2.failed,
-              carrying2, published2, s3.unchanged);
+  std::printf("\ncreated=%d failed=%d published=%d carrying_root=%d\n", s1.created, s1.failed,
+              published, carrying1);
+  std::printf("refreshed=%d failed=%d carrying_new_root=%d/%d unchanged_after=%d\n", s2.refreshed,
+              s2.failed, carrying2, published2, s3.unchanged);
   std::printf("peak RSS: %.1f MiB after provisioning, %.1f MiB at the end; workers=%d, cores=%u\n",
               rss1 / 1024.0, PeakRssKiB() / 1024.0, workers, std::thread::hardware_concurrency());
   const bool ok = carrying1 == count && carrying2 == count && provision <= 10 && rotate <= 10;
-  std::printf("target (<= 10 s each, all %d carrying the root): %s\n", count, ok ? "MET" : "NOT MET");
+  std::printf("target (<= 10 s each, all %d carrying the root): %s\n", count,
+              ok ? "MET" : "NOT MET");
   std::error_code ec;
   if (argc < 2 || std::string(argv[argc - 1]) != "--keep") fs::remove_all(dir, ec);
   return carrying1 == count && carrying2 == count ? 0 : 1;

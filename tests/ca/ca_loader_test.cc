@@ -1,9 +1,10 @@
-#include <catch2/catch.hpp>
+#include "ca/ca_loader.h"
 
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
+
 #include "base/log.h"
-#include "ca/ca_loader.h"
 #include "ca/daemon.h"
 #include "tests/ca/temp_dir.h"
 #include "tests/testing/test_ca.h"
@@ -40,7 +41,8 @@ class RacingCaStore final : public CaStore {
 
 struct PluggedFiles {
   TempDir dir;
-  PluggedCaFiles files{dir / "ca-cert.pem", dir / "ca-key.pem", dir / "root-cert.pem", dir / "cert-chain.pem"};
+  PluggedCaFiles files{dir / "ca-cert.pem", dir / "ca-key.pem", dir / "root-cert.pem",
+                       dir / "cert-chain.pem"};
   void Write(const pki::Certificate& cert, const pki::PrivateKey& key, const std::string& roots,
              const std::string& chain = "") {
     WriteFile(files.signing_cert, cert.ToPem());
@@ -52,7 +54,8 @@ struct PluggedFiles {
 
 }  // namespace
 
-TEST_CASE("the self-signed CA is created once, stored with the key 0600, and reused", "[ca-loader]") {
+TEST_CASE("the self-signed CA is created once, stored with the key 0600, and reused",
+          "[ca-loader]") {
   TempDir dir;
   LocalCaStore store(dir / "ca");
   auto first = Must(LoadOrCreateSelfSigned(store, kSelfSigned, T0()));
@@ -87,7 +90,8 @@ TEST_CASE("an expired stored CA is an error, never silently replaced", "[ca-load
 TEST_CASE("plugged-in CA bundles are validated with errors that name the problem", "[ca-loader]") {
   testing::TestCa root;
   auto int_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  auto inter = Must(pki::IssueIntermediate(root.signer, int_key.get(), {"Intermediate", 24h * 30}, T0()));
+  auto inter =
+      Must(pki::IssueIntermediate(root.signer, int_key.get(), {"Intermediate", 24h * 30}, T0()));
   auto leaf_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   auto leaf = root.Leaf("spiffe://cluster.local/ns/a/sa/b", leaf_key);
   testing::TestCa other;
@@ -97,12 +101,15 @@ TEST_CASE("plugged-in CA bundles are validated with errors that name the problem
     const char* want;
   };
   auto row = GENERATE_COPY(
-      Row{"key of another CA", [=](PluggedFiles& f) { f.Write(inter, root.root_key, root.root.ToPem()); },
+      Row{"key of another CA",
+          [=](PluggedFiles& f) { f.Write(inter, root.root_key, root.root.ToPem()); },
           "key does not match"},
-      Row{"a leaf as signing cert", [=](PluggedFiles& f) { f.Write(leaf, leaf_key, root.root.ToPem()); },
-          "not a CA"},
-      Row{"wrong root", [=](PluggedFiles& f) { f.Write(inter, int_key, other.root.ToPem()); }, "does not verify"},
-      Row{"garbage root", [=](PluggedFiles& f) { f.Write(inter, int_key, "garbage"); }, "root certificate"},
+      Row{"a leaf as signing cert",
+          [=](PluggedFiles& f) { f.Write(leaf, leaf_key, root.root.ToPem()); }, "not a CA"},
+      Row{"wrong root", [=](PluggedFiles& f) { f.Write(inter, int_key, other.root.ToPem()); },
+          "does not verify"},
+      Row{"garbage root", [=](PluggedFiles& f) { f.Write(inter, int_key, "garbage"); },
+          "root certificate"},
       Row{"missing key file",
           [=](PluggedFiles& f) {
             f.Write(inter, int_key, root.root.ToPem());
@@ -134,7 +141,8 @@ TEST_CASE("several roots in root-cert.pem are all trusted and all published", "[
   CHECK(b->RootsPem() == root.root.ToPem() + next.root.ToPem());
 }
 
-TEST_CASE("a bad new plugged-in bundle leaves the old one serving; a good one swaps", "[ca-loader]") {
+TEST_CASE("a bad new plugged-in bundle leaves the old one serving; a good one swaps",
+          "[ca-loader]") {
   testing::TestCa ca1, ca2;
   PluggedFiles f;
   f.Write(ca1.root, ca1.root_key, ca1.root.ToPem());
@@ -170,20 +178,24 @@ TEST_CASE("daemon options: cross-field rules", "[options]") {
   };
   auto row = GENERATE_COPY(
       Row{"defaults", [](DaemonOptions&) {}, ""},
-      Row{"ttl above max", [](DaemonOptions& o) { o.workload_cert_ttl = 3000h; }, "greater than --max-workload-cert-ttl"},
-      Row{"ratio above 1", [](DaemonOptions& o) { o.workload_cert_grace_period_ratio = 1.5; }, "grace-period-ratio"},
-      Row{"ratio NaN", [](DaemonOptions& o) { o.workload_cert_grace_period_ratio = std::nan(""); }, "grace-period-ratio"},
+      Row{"ttl above max", [](DaemonOptions& o) { o.workload_cert_ttl = 3000h; },
+          "greater than --max-workload-cert-ttl"},
+      Row{"ratio above 1", [](DaemonOptions& o) { o.workload_cert_grace_period_ratio = 1.5; },
+          "grace-period-ratio"},
+      Row{"ratio NaN", [](DaemonOptions& o) { o.workload_cert_grace_period_ratio = std::nan(""); },
+          "grace-period-ratio"},
       Row{"partial plugged CA",
           [](DaemonOptions& o) {
             o.self_signed_ca = false;
             o.signing_cert = "/x";
           },
           "needs --signing-cert, --signing-key and --root-cert"},
-      Row{"self-signed and plugged",
-          [](DaemonOptions& o) { o.signing_cert = "/x"; }, "conflicts"},
+      Row{"self-signed and plugged", [](DaemonOptions& o) { o.signing_cert = "/x"; }, "conflicts"},
       Row{"same ports", [](DaemonOptions& o) { o.monitoring_port = o.grpc_port; }, "must differ"},
-      Row{"liveness path without interval", [](DaemonOptions& o) { o.liveness_probe_path = "/tmp/l"; }, "go together"},
-      Row{"bad namespace", [](DaemonOptions& o) { o.listened_namespaces = {"Bad"}; }, "--listened-namespaces"},
+      Row{"liveness path without interval",
+          [](DaemonOptions& o) { o.liveness_probe_path = "/tmp/l"; }, "go together"},
+      Row{"bad namespace", [](DaemonOptions& o) { o.listened_namespaces = {"Bad"}; },
+          "--listened-namespaces"},
       Row{"bad trust domain", [](DaemonOptions& o) { o.trust_domain = "a b"; }, "--trust-domain"},
       Row{"zero qps", [](DaemonOptions& o) { o.kube_api_qps = 0; }, "--kube-api-qps"});
   CAPTURE(row.name);
@@ -200,7 +212,8 @@ TEST_CASE("daemon options: cross-field rules", "[options]") {
 }
 
 TEST_CASE("--custom-dns-names parsing", "[options]") {
-  auto m = Must(ParseCustomDnsNames("web.prod:web.example.com,web.prod:alt.example.com,db.prod:db.example.com"));
+  auto m = Must(ParseCustomDnsNames(
+      "web.prod:web.example.com,web.prod:alt.example.com,db.prod:db.example.com"));
   CHECK(m["web.prod"] == std::vector<std::string>{"web.example.com", "alt.example.com"});
   CHECK(m["db.prod"] == std::vector<std::string>{"db.example.com"});
   CHECK(Must(ParseCustomDnsNames("")).empty());

@@ -1,7 +1,8 @@
+#include "ca/controller.h"
+
 #include <catch2/catch.hpp>
 
 #include "base/log.h"
-#include "ca/controller.h"
 #include "pki/cert.h"
 #include "pki/key.h"
 #include "pki/verify.h"
@@ -26,7 +27,8 @@ std::shared_ptr<const CaBundle> BundleOf(const testing::TestCa& ca) {
 }
 
 struct ControllerFixture {
-  explicit ControllerFixture(ControllerOptions o = Options()) : controller(authority, sas, store, clock, metrics, o) {
+  explicit ControllerFixture(ControllerOptions o = Options())
+      : controller(authority, sas, store, clock, metrics, o) {
     authority.SetBundle(BundleOf(ca));
   }
   static ControllerOptions Options() {
@@ -63,7 +65,8 @@ struct ControllerFixture {
 
 }  // namespace
 
-TEST_CASE("a new service account gets a secret with a verifiable SPIFFE certificate", "[controller]") {
+TEST_CASE("a new service account gets a secret with a verifiable SPIFFE certificate",
+          "[controller]") {
   ControllerFixture f;
   f.sas.Add("ns1", "sa-a");
   SyncStats s = f.Sync();
@@ -135,7 +138,8 @@ TEST_CASE("a secret deleted while its SA exists is re-created", "[controller]") 
   CHECK(f.Counter("citadel_secret_controller_secret_deleted_cert_count") == 1);
 }
 
-TEST_CASE("secrets of deleted service accounts are never re-created (Istio #4256, #9349)", "[controller][istio-bug]") {
+TEST_CASE("secrets of deleted service accounts are never re-created (Istio #4256, #9349)",
+          "[controller][istio-bug]") {
   // Istio 0.6 always re-created a deleted secret; 0.7–1.0.5 meant to check that the SA exists
   // but tested the wrong value, with the same effect.
   ControllerFixture f;
@@ -152,7 +156,8 @@ TEST_CASE("secrets of deleted service accounts are never re-created (Istio #4256
   CHECK(f.store.Writes("ns1/sa-a") == 1);
 }
 
-TEST_CASE("an orphaned secret (SA deleted while the controller was down) is deleted on resync", "[controller]") {
+TEST_CASE("an orphaned secret (SA deleted while the controller was down) is deleted on resync",
+          "[controller]") {
   ControllerFixture f;
   f.store.Put("ns1", "gone", {"x", "y", "z", ""});
   CHECK(f.Sync().deleted == 1);
@@ -183,12 +188,12 @@ TEST_CASE("unparsable or foreign secret content is refreshed", "[controller][fau
   auto other_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   const std::string foreign =
       f.ca.Leaf("spiffe://cluster.local/ns/ns1/sa/someone-else", other_key).ToPem();
-  auto row = GENERATE_COPY(
-      Row{"garbage chain", {"garbage", good.key_pem, good.root_cert_pem, ""}},
-      Row{"empty chain", {"", good.key_pem, good.root_cert_pem, ""}},
-      Row{"missing key", {good.cert_chain_pem, "", good.root_cert_pem, ""}},
-      Row{"another identity", {foreign, other_key.ToPem(), good.root_cert_pem, ""}},
-      Row{"old root", {good.cert_chain_pem, good.key_pem, "stale", ""}});
+  auto row =
+      GENERATE_COPY(Row{"garbage chain", {"garbage", good.key_pem, good.root_cert_pem, ""}},
+                    Row{"empty chain", {"", good.key_pem, good.root_cert_pem, ""}},
+                    Row{"missing key", {good.cert_chain_pem, "", good.root_cert_pem, ""}},
+                    Row{"another identity", {foreign, other_key.ToPem(), good.root_cert_pem, ""}},
+                    Row{"old root", {good.cert_chain_pem, good.key_pem, "stale", ""}});
   CAPTURE(row.name);
   f.store.Put("ns1", "sa-a", row.content);
   CHECK(f.Sync().refreshed == 1);
@@ -200,14 +205,14 @@ TEST_CASE("store failures are retried with backoff and are never fatal", "[contr
   ControllerFixture f;
   f.sas.Add("ns1", "sa-a");
   f.store.FailNext(code, 3);
-  CHECK(f.Sync().failed == 1);                  // attempt 1 fails: retry in 1s
-  CHECK(f.Sync().skipped_backoff == 1);         // not before the backoff
+  CHECK(f.Sync().failed == 1);           // attempt 1 fails: retry in 1s
+  CHECK(f.Sync().skipped_backoff == 1);  // not before the backoff
   f.clock.Advance(1s);
-  CHECK(f.Sync().failed == 1);                  // attempt 2 fails: retry in 2s
+  CHECK(f.Sync().failed == 1);  // attempt 2 fails: retry in 2s
   f.clock.Advance(1s);
   CHECK(f.Sync().skipped_backoff == 1);
   f.clock.Advance(1s);
-  CHECK(f.Sync().failed == 1);                  // attempt 3 fails: retry in 4s
+  CHECK(f.Sync().failed == 1);  // attempt 3 fails: retry in 4s
   f.clock.Advance(4s);
   CHECK(f.Sync().created == 1);
   CHECK(f.store.Peek("ns1", "sa-a").has_value());
@@ -226,7 +231,8 @@ TEST_CASE("a failing Get is retried and other keys proceed", "[controller][fault
   CHECK(f.store.Size() == 2);
 }
 
-TEST_CASE("a conflicting update is requeued for a fresh read, not counted as a failure", "[controller]") {
+TEST_CASE("a conflicting update is requeued for a fresh read, not counted as a failure",
+          "[controller]") {
   ControllerFixture f;
   f.sas.Add("ns1", "sa-a");
   f.Sync();
@@ -244,7 +250,8 @@ TEST_CASE("signing errors are counted by cause", "[controller][fault]") {
   // A CA that expired: Sign refuses, the secret is not written, the daemon carries on.
   f.clock.Advance(24h * 400);
   CHECK(f.Sync().failed == 1);
-  CHECK(f.Counter("citadel_secret_controller_csr_sign_err_count", {{"error", "CA_NOT_READY"}}) == 1);
+  CHECK(f.Counter("citadel_secret_controller_csr_sign_err_count", {{"error", "CA_NOT_READY"}}) ==
+        1);
   CHECK_FALSE(f.store.Peek("ns1", "sa-a").has_value());
 }
 
@@ -260,18 +267,23 @@ TEST_CASE("a cert clamped by an expiring CA is not reissued in a loop", "[contro
   CHECK(f.store.Writes("ns1/sa-a") == 1);
 }
 
-TEST_CASE("webhook service accounts get Istio's DNS names only in the storage namespace", "[controller]") {
+TEST_CASE("webhook service accounts get Istio's DNS names only in the storage namespace",
+          "[controller]") {
   IssuancePolicy p;
   p.append_dns_names = true;
-  CHECK(WorkloadDnsNames(p, "istio-system", {"istio-system", "istio-sidecar-injector-service-account"}) ==
+  CHECK(WorkloadDnsNames(p, "istio-system",
+                         {"istio-system", "istio-sidecar-injector-service-account"}) ==
         std::vector<std::string>{"istio-sidecar-injector.istio-system.svc",
                                  "istio-sidecar-injector.istio-system"});
-  CHECK(WorkloadDnsNames(p, "istio-system", {"default", "istio-sidecar-injector-service-account"}).empty());
+  CHECK(WorkloadDnsNames(p, "istio-system", {"default", "istio-sidecar-injector-service-account"})
+            .empty());
   p.append_dns_names = false;
-  CHECK(WorkloadDnsNames(p, "istio-system", {"istio-system", "istio-galley-service-account"}).empty());
+  CHECK(WorkloadDnsNames(p, "istio-system", {"istio-system", "istio-galley-service-account"})
+            .empty());
   // --custom-dns-names keys are sa.ns (Istio 0.8–1.0.5 wrongly looked up sa.sa).
   p.custom_dns_names = {{"web.prod", {"web.example.com"}}, {"web.web", {"wrong.example.com"}}};
-  CHECK(WorkloadDnsNames(p, "istio-system", {"prod", "web"}) == std::vector<std::string>{"web.example.com"});
+  CHECK(WorkloadDnsNames(p, "istio-system", {"prod", "web"}) ==
+        std::vector<std::string>{"web.example.com"});
 }
 
 TEST_CASE("decisions: one row per observed state", "[controller]") {

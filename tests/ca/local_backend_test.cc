@@ -1,15 +1,15 @@
-#include <catch2/catch.hpp>
+#include "ca/local_backend.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
 
 #include "base/log.h"
 #include "ca/controller.h"
-#include "ca/local_backend.h"
 #include "pki/cert.h"
 #include "pki/key.h"
 #include "pki/verify.h"
@@ -110,7 +110,8 @@ TEST_CASE("local secrets use kubelet's layout with the key 0600", "[local]") {
   s.Stop();
 }
 
-TEST_CASE("a reader never sees a key from one publication with a chain from another", "[local][atomic]") {
+TEST_CASE("a reader never sees a key from one publication with a chain from another",
+          "[local][atomic]") {
   TempDir dir;
   LocalSecretStore s(dir.path());
   REQUIRE(s.Start().ok());
@@ -144,7 +145,8 @@ TEST_CASE("a reader never sees a key from one publication with a chain from anot
   s.Stop();
 }
 
-TEST_CASE("a crash between writing key and certificate never publishes a mismatched pair", "[local][fault]") {
+TEST_CASE("a crash between writing key and certificate never publishes a mismatched pair",
+          "[local][fault]") {
   TempDir dir;
   {
     LocalSecretStore s(dir.path());
@@ -171,7 +173,8 @@ TEST_CASE("a crash between writing key and certificate never publishes a mismatc
   s.Stop();
 }
 
-TEST_CASE("corrupted secret directories read as broken and are repaired by Update", "[local][fault]") {
+TEST_CASE("corrupted secret directories read as broken and are repaired by Update",
+          "[local][fault]") {
   struct Row {
     const char* name;
     std::function<void(const std::string&)> corrupt;
@@ -179,9 +182,9 @@ TEST_CASE("corrupted secret directories read as broken and are repaired by Updat
   auto row = GENERATE(
       Row{"..data removed", [](const std::string& d) { fs::remove(d + "/..data"); }},
       Row{"chain link removed", [](const std::string& d) { fs::remove(d + "/cert-chain.pem"); }},
-      Row{"key overwritten through the link", [](const std::string& d) { WriteFile(d + "/key.pem", "junk"); }},
-      Row{"directory replaced by a file",
-          [](const std::string& d) {
+      Row{"key overwritten through the link",
+          [](const std::string& d) { WriteFile(d + "/key.pem", "junk"); }},
+      Row{"directory replaced by a file", [](const std::string& d) {
             fs::remove_all(d);
             WriteFile(d, "junk");
           }});
@@ -193,8 +196,8 @@ TEST_CASE("corrupted secret directories read as broken and are repaired by Updat
   REQUIRE(s.Create(k, Content("1")).ok());
   row.corrupt(dir / "secrets/ns1/istio.sa-a");
   auto broken = Must(s.Get(k));
-  const bool incomplete = broken.cert_chain_pem != "chain 1" ||
-                          broken.key_pem != "-----BEGIN PRIVATE KEY----- key 1";
+  const bool incomplete =
+      broken.cert_chain_pem != "chain 1" || broken.key_pem != "-----BEGIN PRIVATE KEY----- key 1";
   CHECK(incomplete);
   REQUIRE(s.Update(k, Content("2", broken.version)).ok());
   auto fixed = Must(s.Get(k));
@@ -273,7 +276,8 @@ struct LocalFixture {
 
 }  // namespace
 
-TEST_CASE("controller on a directory: files verify with the right SPIFFE ID", "[local][controller]") {
+TEST_CASE("controller on a directory: files verify with the right SPIFFE ID",
+          "[local][controller]") {
   LocalFixture f;
   WriteFile(f.dir / "serviceaccounts/default/web", "");
   CHECK(f.Sync().created == 1);
@@ -290,7 +294,8 @@ TEST_CASE("controller on a directory: files verify with the right SPIFFE ID", "[
   CHECK_FALSE(fs::exists(d));
 }
 
-TEST_CASE("a read-only secrets directory fails writes without stopping the controller", "[local][fault]") {
+TEST_CASE("a read-only secrets directory fails writes without stopping the controller",
+          "[local][fault]") {
   LocalFixture f;
   fs::create_directories(f.dir / "secrets/ns1");
   WriteFile(f.dir / "serviceaccounts/ns1/sa-a", "");
@@ -310,7 +315,8 @@ TEST_CASE("a read-only secrets directory fails writes without stopping the contr
   CHECK(fs::exists(f.dir / "secrets/ns1/istio.sa-a/cert-chain.pem"));
 }
 
-TEST_CASE("a corrupted secret on disk is refreshed on the next resync", "[local][controller][fault]") {
+TEST_CASE("a corrupted secret on disk is refreshed on the next resync",
+          "[local][controller][fault]") {
   LocalFixture f;
   WriteFile(f.dir / "serviceaccounts/ns1/sa-a", "");
   f.Sync();

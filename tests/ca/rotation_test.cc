@@ -1,8 +1,8 @@
-#include <catch2/catch.hpp>
+#include "ca/rotation.h"
 
+#include <catch2/catch.hpp>
 #include <set>
 
-#include "ca/rotation.h"
 #include "pki/issue.h"
 #include "tests/testing/test_ca.h"
 
@@ -53,7 +53,8 @@ TEST_CASE("grace ratio is not truncated to zero (Istio PR #3758)", "[rotation][i
   CHECK_FALSE(DecideRotation(leaf, true, NoJitter(), T0() + 9h + 29min).refresh());
 }
 
-TEST_CASE("grace period does not overflow for long lifetimes (Istio #18357)", "[rotation][istio-bug]") {
+TEST_CASE("grace period does not overflow for long lifetimes (Istio #18357)",
+          "[rotation][istio-bug]") {
   // Istio computed Duration(ratio*1000) * L / 1000 in int64 nanoseconds; 8760h × 500 wrapped
   // negative and the grace fell back to 10 minutes.
   auto lifetime = GENERATE(8760h, 87600h, 876000h);
@@ -65,7 +66,8 @@ TEST_CASE("grace period does not overflow for long lifetimes (Istio #18357)", "[
   CHECK(DecideRotation(leaf, true, NoJitter(), T0() + lifetime / 2 + 1h).refresh());
 }
 
-TEST_CASE("a minimum grace longer than the lifetime does not make a new cert due at once", "[rotation]") {
+TEST_CASE("a minimum grace longer than the lifetime does not make a new cert due at once",
+          "[rotation]") {
   // 5-minute certificates with the default 10-minute minimum grace: Istio's rule would make
   // every certificate due at issuance and reissue it on every pass.
   const PublishedLeaf leaf = Leaf(5min);
@@ -96,7 +98,8 @@ TEST_CASE("rotation reasons, one row per published state", "[rotation]") {
   CHECK(DecideRotation(row.leaf, row.roots_match, NoJitter(), T0() + row.at).reason == row.want);
 }
 
-TEST_CASE("jitter spreads refresh times, stays stable per certificate, and only shortens grace", "[rotation]") {
+TEST_CASE("jitter spreads refresh times, stays stable per certificate, and only shortens grace",
+          "[rotation]") {
   RotationPolicy p{0.5, 10min, 0.1};
   std::set<TimePoint> times;
   for (int i = 0; i < 200; ++i) {

@@ -3,8 +3,6 @@
 // The monitoring port is chosen by binding 127.0.0.1:0 in the test and releasing it (the child
 // cannot report a port it picked itself: 0 means "off"). Every wait is a bounded poll with a
 // short interval and a hard timeout; no fixed sleep decides an outcome.
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -13,13 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <functional>
-#include <thread>
-
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "pki/cert.h"
 #include "pki/issue.h"
@@ -67,8 +65,10 @@ struct Run {
 class Serve {
  public:
   Serve(const TempDir& dir, std::vector<std::string> extra = {}) : dir_(dir), port_(FreePort()) {
-    std::vector<std::string> args = {ISTIOCA_BINARY, "serve", "--local-dir", dir.path(), "--grpc-port", "0",
-                                     "--monitoring-port", std::to_string(port_), "--resync-period", "1s"};
+    std::vector<std::string> args = {
+        ISTIOCA_BINARY,    "serve", "--local-dir",       dir.path(),
+        "--grpc-port",     "0",     "--monitoring-port", std::to_string(port_),
+        "--resync-period", "1s"};
     args.insert(args.end(), extra.begin(), extra.end());
     log_ = dir.path() + "/daemon.log." + std::to_string(counter_++);
     pid_ = fork();
@@ -137,12 +137,14 @@ Run RunCli(const std::vector<std::string>& args) {
   return r;
 }
 
-std::string SecretFile(const TempDir& d, const std::string& ns, const std::string& sa, const std::string& f) {
+std::string SecretFile(const TempDir& d, const std::string& ns, const std::string& sa,
+                       const std::string& f) {
   return d / ("secrets/" + ns + "/istio." + sa + "/" + f);
 }
 
 pki::Certificate LeafOf(const TempDir& d, const std::string& ns, const std::string& sa) {
-  return Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, ns, sa, "cert-chain.pem")))).front();
+  return Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, ns, sa, "cert-chain.pem"))))
+      .front();
 }
 
 bool Published(const TempDir& d, const std::string& ns, const std::string& sa) {
@@ -151,7 +153,8 @@ bool Published(const TempDir& d, const std::string& ns, const std::string& sa) {
 
 }  // namespace
 
-TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow the SA files", "[serve][e2e]") {
+TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow the SA files",
+          "[serve][e2e]") {
   TempDir d;
   WriteFile(d / "serviceaccounts/default/web", "");
   WriteFile(d / "serviceaccounts/prod/db", "");
@@ -159,7 +162,8 @@ TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow th
   REQUIRE(s.WaitReady());
   REQUIRE(WaitFor([&] { return Published(d, "default", "web") && Published(d, "prod", "db"); }));
 
-  const auto roots = Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "prod", "db", "root-cert.pem"))));
+  const auto roots =
+      Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "prod", "db", "root-cert.pem"))));
   const auto leaf = LeafOf(d, "prod", "db");
   CHECK(leaf.UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/prod/sa/db"});
   CHECK(pki::VerifyChain(leaf, {}, roots, std::chrono::system_clock::now()).ok());
@@ -179,7 +183,8 @@ TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow th
   // A corrupted one is repaired by the (1 s) resync.
   WriteFile(SecretFile(d, "prod", "db", "cert-chain.pem"), "garbage");
   CHECK(WaitFor([&] {
-    return ReadAll(SecretFile(d, "prod", "db", "cert-chain.pem")).find("BEGIN CERTIFICATE") != std::string::npos;
+    return ReadAll(SecretFile(d, "prod", "db", "cert-chain.pem")).find("BEGIN CERTIFICATE") !=
+           std::string::npos;
   }));
   // Invalid names: logged, not fatal.
   WriteFile(d / "serviceaccounts/default/Not_Valid", "");
@@ -199,11 +204,14 @@ TEST_CASE("serve: /metrics has Istio's names and passes promtool", "[serve][e2e]
   REQUIRE(r);
   const std::string text = r->body;
   for (const char* name :
-       {"citadel_secret_controller_svc_acc_created_cert_count 1", "citadel_secret_controller_svc_acc_deleted_cert_count",
-        "citadel_secret_controller_secret_deleted_cert_count", "citadel_secret_controller_csr_err_count",
+       {"citadel_secret_controller_svc_acc_created_cert_count 1",
+        "citadel_secret_controller_svc_acc_deleted_cert_count",
+        "citadel_secret_controller_secret_deleted_cert_count",
+        "citadel_secret_controller_csr_err_count",
         "citadel_secret_controller_csr_sign_err_count{error=\"CA_NOT_READY\"}",
         "citadel_server_root_cert_expiry_timestamp", "citadel_server_cert_chain_expiry_timestamp",
-        "istio_ca_workload_secret_issue_seconds_bucket", "istio_ca_workload_cert_earliest_expiry_seconds"}) {
+        "istio_ca_workload_secret_issue_seconds_bucket",
+        "istio_ca_workload_cert_earliest_expiry_seconds"}) {
     CHECK_THAT(text, Catch::Contains(name));
   }
   if (system("command -v promtool >/dev/null 2>&1") == 0) {
@@ -255,7 +263,8 @@ TEST_CASE("serve: a short TTL shows rotation", "[serve][e2e]") {
 TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
   TempDir d;
   const std::string probe = d / "liveness";
-  Serve s(d, {"--liveness-probe-path", probe, "--liveness-probe-interval", "2s", "--probe-check-interval", "1s"});
+  Serve s(d, {"--liveness-probe-path", probe, "--liveness-probe-interval", "2s",
+              "--probe-check-interval", "1s"});
   REQUIRE(WaitFor([&] { return fs::exists(probe); }));
   CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "3s"}).exit_code == 0);
   CHECK(s.Stop() == 0);
@@ -266,9 +275,11 @@ TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
   CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "soon"}).exit_code == 2);
 }
 
-TEST_CASE("serve: bad flag values are one line and exit 2, before anything starts", "[serve][e2e]") {
+TEST_CASE("serve: bad flag values are one line and exit 2, before anything starts",
+          "[serve][e2e]") {
   TempDir d;
-  auto args = GENERATE(as<std::vector<std::string>>{}, std::vector<std::string>{"--workload-cert-ttl", "1y"},
+  auto args = GENERATE(as<std::vector<std::string>>{},
+                       std::vector<std::string>{"--workload-cert-ttl", "1y"},
                        std::vector<std::string>{"--workload-cert-ttl", "3000h"},
                        std::vector<std::string>{"--workload-cert-grace-period-ratio", "2"},
                        std::vector<std::string>{"--workload-key-type", "dsa-1024"},
@@ -286,14 +297,17 @@ TEST_CASE("serve: bad flag values are one line and exit 2, before anything start
   CHECK_FALSE(fs::exists(d / "ca"));  // nothing started
 }
 
-TEST_CASE("serve: a plugged-in CA is validated, reloaded on change, and a bad change keeps the old one", "[serve][e2e]") {
+TEST_CASE(
+    "serve: a plugged-in CA is validated, reloaded on change, and a bad change keeps the old one",
+    "[serve][e2e]") {
   TempDir d;
   const auto now = std::chrono::system_clock::now();
   auto make_ca = [&](const std::string& sub) {
     auto root_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
     auto root = Must(pki::MakeSelfSignedRoot(root_key, {"Root " + sub, 87600h}, now));
     auto int_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-    auto inter = Must(pki::IssueIntermediate({root, root_key}, int_key.get(), {"Intermediate " + sub, 8760h}, now));
+    auto inter = Must(pki::IssueIntermediate({root, root_key}, int_key.get(),
+                                             {"Intermediate " + sub, 8760h}, now));
     WriteFile(d / (sub + "/ca-cert.pem"), inter.ToPem());
     WriteFile(d / (sub + "/ca-key.pem"), int_key.ToPem());
     WriteFile(d / (sub + "/root-cert.pem"), root.ToPem());
@@ -307,26 +321,39 @@ TEST_CASE("serve: a plugged-in CA is validated, reloaded on change, and a bad ch
   for (const char* f : {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}) {
     fs::copy_file(d / (std::string("ca1/") + f), d / (std::string("plugged/") + f));
   }
-  const std::vector<std::string> flags = {"--signing-cert", d / "plugged/ca-cert.pem", "--signing-key", d / "plugged/ca-key.pem",
-                                          "--root-cert", d / "plugged/root-cert.pem", "--cert-chain", d / "plugged/cert-chain.pem"};
+  const std::vector<std::string> flags = {
+      "--signing-cert", d / "plugged/ca-cert.pem",   "--signing-key", d / "plugged/ca-key.pem",
+      "--root-cert",    d / "plugged/root-cert.pem", "--cert-chain",  d / "plugged/cert-chain.pem"};
   {
     // Mismatched key: refused at start with an error naming the problem.
-    std::vector<std::string> bad = {"serve", "--local-dir", d.path(), "--grpc-port", "0", "--monitoring-port", "0",
-                                    "--signing-cert", d / "ca1/ca-cert.pem", "--signing-key", d / "ca2/ca-key.pem",
-                                    "--root-cert", d / "ca1/root-cert.pem"};
+    std::vector<std::string> bad = {"serve",
+                                    "--local-dir",
+                                    d.path(),
+                                    "--grpc-port",
+                                    "0",
+                                    "--monitoring-port",
+                                    "0",
+                                    "--signing-cert",
+                                    d / "ca1/ca-cert.pem",
+                                    "--signing-key",
+                                    d / "ca2/ca-key.pem",
+                                    "--root-cert",
+                                    d / "ca1/root-cert.pem"};
     Run r = RunCli(bad);
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Catch::Contains("key does not match"));
   }
   Serve s(d, flags);
   REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
-  auto chain = Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "default", "web", "cert-chain.pem"))));
+  auto chain = Must(
+      pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "default", "web", "cert-chain.pem"))));
   REQUIRE(chain.size() == 2);  // leaf + intermediate
   CHECK(pki::VerifyChain(chain[0], {chain[1]}, {root1}, now).ok());
 
   // A bad change (key of another CA) is rejected: old bundle keeps serving, a metric says so.
   WriteFile(d / "plugged/ca-key.pem", ReadAll(d / "ca2/ca-key.pem"));
-  CHECK(WaitFor([&] { return s.Log().find("rejected the changed plugged-in CA") != std::string::npos; }));
+  CHECK(WaitFor(
+      [&] { return s.Log().find("rejected the changed plugged-in CA") != std::string::npos; }));
   auto m = s.Get("/metrics");
   REQUIRE(m);
   CHECK_THAT(m->body, Catch::Contains("istio_ca_ca_bundle_reload_failures_total 1"));
@@ -337,7 +364,8 @@ TEST_CASE("serve: a plugged-in CA is validated, reloaded on change, and a bad ch
     WriteFile(d / (std::string("plugged/") + f), ReadAll(d / (std::string("ca2/") + f)));
   }
   s.Signal(SIGHUP);
-  CHECK(WaitFor([&] { return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root2.ToPem(); }));
+  CHECK(WaitFor(
+      [&] { return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root2.ToPem(); }));
   CHECK(s.Stop() == 0);
 }
 
