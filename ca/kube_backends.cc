@@ -55,6 +55,32 @@ void StartInformers(std::shared_ptr<k8s::Api>& api, const std::vector<std::strin
 
 }  // namespace
 
+// ---- Sync gate -------------------------------------------------------------------------
+
+void SyncGate::OnOpen(std::function<void()> replay) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (waiting_ <= 0) {
+    lock.unlock();
+    replay();
+    return;
+  }
+  replays_.push_back(std::move(replay));
+}
+
+void SyncGate::MemberSynced() {
+  std::vector<std::function<void()>> run;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--waiting_ == 0) run.swap(replays_);
+  }
+  for (auto& fn : run) fn();
+}
+
+bool SyncGate::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_ <= 0;
+}
+
 // ---- Service accounts ------------------------------------------------------------------
 
 struct KubeServiceAccountSource::Handler : k8s::InformerHandler {
@@ -69,7 +95,7 @@ struct KubeServiceAccountSource::Handler : k8s::InformerHandler {
       added = self->present_.insert(key).second;
     }
     // Only existence matters to the controller: label changes are not news.
-    if (added && self->on_change_) self->on_change_(key);
+    if (added) self->Notify(key);
   }
   void OnDelete(const std::string& ns, const std::string& name, const k8s::Json&) override {
     ServiceAccountKey key{ns, name};
@@ -77,14 +103,36 @@ struct KubeServiceAccountSource::Handler : k8s::InformerHandler {
       std::lock_guard<std::mutex> lock(self->mu_);
       self->present_.erase(key);
     }
-    if (self->on_change_) self->on_change_(key);
+    self->Notify(key);
   }
+  void OnSynced() override { self->ReportSynced(); }
 };
+
+void KubeServiceAccountSource::Notify(const ServiceAccountKey& key) {
+  if (on_change_ && (!gate_ || gate_->open())) on_change_(key);
+}
+
+void KubeServiceAccountSource::ReportSynced() {
+  if (!gate_ || !HasSynced() || gate_reported_.exchange(true)) return;
+  gate_->OnOpen([this] {
+    std::vector<ServiceAccountKey> keys;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keys.assign(present_.begin(), present_.end());
+    }
+    for (const auto& key : keys) Notify(key);
+  });
+  gate_->MemberSynced();
+}
 
 KubeServiceAccountSource::KubeServiceAccountSource(std::shared_ptr<k8s::Api> api,
                                                    std::vector<std::string> namespaces,
-                                                   KubeInformerTuning tuning)
-    : api_(std::move(api)), namespaces_(std::move(namespaces)), tuning_(tuning) {}
+                                                   KubeInformerTuning tuning,
+                                                   std::shared_ptr<SyncGate> gate)
+    : api_(std::move(api)),
+      namespaces_(std::move(namespaces)),
+      tuning_(tuning),
+      gate_(std::move(gate)) {}
 
 KubeServiceAccountSource::~KubeServiceAccountSource() { Stop(); }
 
@@ -121,9 +169,12 @@ Result<std::vector<ServiceAccountKey>> KubeServiceAccountSource::List() const {
 }
 
 Result<bool> KubeServiceAccountSource::Exists(const ServiceAccountKey& key) const {
-  if (!HasSynced()) return Unavailable("service account cache not synced yet");
+  bool synced = HasSynced();
   std::lock_guard<std::mutex> lock(mu_);
-  return present_.contains(key);
+  if (present_.contains(key)) return true;
+  // Absence means something only once the first list is complete.
+  if (!synced) return Unavailable("service account cache not synced yet");
+  return false;
 }
 
 // ---- Workload secrets ------------------------------------------------------------------
@@ -142,19 +193,40 @@ struct KubeSecretStore::Handler : k8s::InformerHandler {
     }
     auto key = KeyOfSecretName(s->meta.ns, s->meta.name);
     if (!key) return;
-    if (self->Remember(*s) && self->on_change_) self->on_change_(*key);
+    if (self->Remember(*s)) self->Notify(*key);
   }
   void OnDelete(const std::string& ns, const std::string& name, const k8s::Json& last) override {
     auto key = KeyOfSecretName(ns, name);
     if (!key) return;
     self->Forget(ns, name, 0);
-    if (self->on_change_) self->on_change_(*key);
+    self->Notify(*key);
   }
+  void OnSynced() override { self->ReportSynced(); }
 };
 
+void KubeSecretStore::Notify(const ServiceAccountKey& key) {
+  if (on_change_ && (!gate_ || gate_->open())) on_change_(key);
+}
+
+void KubeSecretStore::ReportSynced() {
+  if (!gate_ || !HasSynced() || gate_reported_.exchange(true)) return;
+  gate_->OnOpen([this] {
+    std::vector<ServiceAccountKey> keys;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [key, c] : cache_) keys.push_back(key);
+    }
+    for (const auto& key : keys) Notify(key);
+  });
+  gate_->MemberSynced();
+}
+
 KubeSecretStore::KubeSecretStore(std::shared_ptr<k8s::Api> api, std::vector<std::string> namespaces,
-                                 KubeInformerTuning tuning)
-    : api_(std::move(api)), namespaces_(std::move(namespaces)), tuning_(tuning) {}
+                                 KubeInformerTuning tuning, std::shared_ptr<SyncGate> gate)
+    : api_(std::move(api)),
+      namespaces_(std::move(namespaces)),
+      tuning_(tuning),
+      gate_(std::move(gate)) {}
 
 KubeSecretStore::~KubeSecretStore() { Stop(); }
 
@@ -556,8 +628,10 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, MetricsReg
     if (const char* ns = std::getenv("NAMESPACE"); ns != nullptr && *ns != '\0') namespaces = {ns};
   }
   Backends b;
-  b.service_accounts = std::make_unique<KubeServiceAccountSource>(api, namespaces);
-  b.secrets = std::make_unique<KubeSecretStore>(api, namespaces);
+  auto gate = std::make_shared<SyncGate>(2);
+  b.service_accounts =
+      std::make_unique<KubeServiceAccountSource>(api, namespaces, KubeInformerTuning{}, gate);
+  b.secrets = std::make_unique<KubeSecretStore>(api, namespaces, KubeInformerTuning{}, gate);
   b.ca_store = std::make_unique<KubeCaStore>(api, options.storage_namespace);
   b.token_reviewer =
       std::make_shared<KubeTokenReviewer>(api, options.token_audiences, SystemClock::Get());

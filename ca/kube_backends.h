@@ -33,6 +33,25 @@
 
 namespace istioca::ca {
 
+// Holds back change notifications until every backend sharing it has completed its first list,
+// then replays them all at once: the controller's first pass then sees complete caches instead
+// of thousands of "not synced yet" failures (Istio 1.1+ likewise waited for the secret cache
+// before starting the service-account informer, PR #10067).
+class SyncGate {
+ public:
+  explicit SyncGate(int members) : waiting_(members) {}
+  // Registers what to replay once all members synced; runs it at once if they already have.
+  void OnOpen(std::function<void()> replay);
+  // A member's first complete list.
+  void MemberSynced();
+  bool open() const;
+
+ private:
+  mutable std::mutex mu_;
+  int waiting_;
+  std::vector<std::function<void()>> replays_;
+};
+
 struct KubeInformerTuning {
   k8s::SteadyDuration resync = std::chrono::minutes(1);
   k8s::SteadyDuration min_backoff = std::chrono::milliseconds(200);
@@ -44,7 +63,8 @@ class KubeServiceAccountSource final : public ServiceAccountSource {
  public:
   // namespaces empty: all.
   KubeServiceAccountSource(std::shared_ptr<k8s::Api> api, std::vector<std::string> namespaces,
-                           KubeInformerTuning tuning = {});
+                           KubeInformerTuning tuning = {},
+                           std::shared_ptr<SyncGate> gate = nullptr);
   ~KubeServiceAccountSource() override;
   void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) override;
   Status Start() override;
@@ -55,9 +75,13 @@ class KubeServiceAccountSource final : public ServiceAccountSource {
 
  private:
   struct Handler;
+  void Notify(const ServiceAccountKey& key);
+  void ReportSynced();
   std::shared_ptr<k8s::Api> api_;
   std::vector<std::string> namespaces_;
   KubeInformerTuning tuning_;
+  std::shared_ptr<SyncGate> gate_;
+  std::atomic<bool> gate_reported_{false};
   std::function<void(const ServiceAccountKey&)> on_change_;
   mutable std::mutex mu_;
   std::set<ServiceAccountKey> present_;
@@ -70,7 +94,7 @@ class KubeServiceAccountSource final : public ServiceAccountSource {
 class KubeSecretStore final : public SecretStore {
  public:
   KubeSecretStore(std::shared_ptr<k8s::Api> api, std::vector<std::string> namespaces,
-                  KubeInformerTuning tuning = {});
+                  KubeInformerTuning tuning = {}, std::shared_ptr<SyncGate> gate = nullptr);
   ~KubeSecretStore() override;
   void SetHandler(std::function<void(const ServiceAccountKey&)> on_change) override;
   Status Start() override;
@@ -102,12 +126,16 @@ class KubeSecretStore final : public SecretStore {
   };
   // Stores `s` unless the cache already holds a newer version. Returns true when stored.
   bool Remember(const k8s::Secret& s);
+  void Notify(const ServiceAccountKey& key);
+  void ReportSynced();
   void Forget(const std::string& ns, const std::string& name, uint64_t rv);
   bool InScope(const std::string& ns) const;
 
   std::shared_ptr<k8s::Api> api_;
   std::vector<std::string> namespaces_;
   KubeInformerTuning tuning_;
+  std::shared_ptr<SyncGate> gate_;
+  std::atomic<bool> gate_reported_{false};
   std::function<void(const ServiceAccountKey&)> on_change_;
   mutable std::mutex mu_;
   std::map<ServiceAccountKey, Cached> cache_;

@@ -121,6 +121,7 @@ struct HttpApi::Impl {
       client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
     }
     client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);  // small requests: no 40 ms Nagle/delayed-ACK stalls
     client->set_connection_timeout(std::chrono::seconds(5));
     client->set_read_timeout(read_timeout);
     client->set_write_timeout(std::chrono::seconds(30));

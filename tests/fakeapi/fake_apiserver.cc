@@ -251,6 +251,7 @@ Status FakeApiServer::Listen() {
   if (!server_->is_valid()) return Internal("fake apiserver: TLS setup failed");
   server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   server_->set_keep_alive_max_count(100000);
+  server_->set_tcp_nodelay(true);
   // Idle keep-alive connections hold a worker until this timeout, also when stopping; keep it
   // short so a restart is quick.
   server_->set_keep_alive_timeout(2);

@@ -308,6 +308,39 @@ TEST_CASE("leader election loop: callbacks, metric, release on stop", "[kube][le
   CHECK(b.TryAcquireOrRenew());  // at once, no lease duration to wait
 }
 
+TEST_CASE("sync gate: notifications wait for every backend's first list, then all are replayed",
+          "[kube][gate]") {
+  FakeCluster f;
+  f.AddServiceAccount("a", "x");
+  f.AddServiceAccount("a", "y");
+  fakeapi::OJson s;
+  s["metadata"]["name"] = "istio.orphan";
+  s["type"] = "istio.io/key-and-cert";
+  f.server->Put("secrets", "a", s);
+  auto gate = std::make_shared<SyncGate>(2);
+  KubeServiceAccountSource sas(ApiOf(f), {}, FastTuning(), gate);
+  KubeSecretStore store(ApiOf(f), {}, FastTuning(), gate);
+  std::mutex mu;
+  std::multiset<std::string> seen;
+  auto record = [&](const ServiceAccountKey& k) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.insert(k.ToString());
+  };
+  sas.SetHandler(record);
+  store.SetHandler(record);
+  REQUIRE(sas.Start().ok());
+  REQUIRE(Eventually([&] { return sas.HasSynced(); }));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    CHECK(seen.empty());  // the secret store has not listed yet
+  }
+  CHECK_FALSE(gate->open());
+  REQUIRE(store.Start().ok());
+  REQUIRE(Eventually([&] { return gate->open(); }));
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(seen == std::multiset<std::string>{"a/orphan", "a/x", "a/y"});
+}
+
 // ---- The controller on the Kubernetes backends -----------------------------------------
 
 struct KubeControllerFixture {
@@ -318,8 +351,9 @@ struct KubeControllerFixture {
                                                    std::chrono::system_clock::now());
   Authority authority{IssuancePolicy{}, SystemClock::Get()};
   std::shared_ptr<k8s::Api> api = ApiOf(f);
-  KubeServiceAccountSource sas{api, {}, FastTuning()};
-  KubeSecretStore store{api, {}, FastTuning()};
+  std::shared_ptr<SyncGate> gate = std::make_shared<SyncGate>(2);
+  KubeServiceAccountSource sas{api, {}, FastTuning(), gate};
+  KubeSecretStore store{api, {}, FastTuning(), gate};
   std::unique_ptr<Controller> controller;
 
   KubeControllerFixture() {
