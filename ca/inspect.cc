@@ -41,6 +41,10 @@ SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
   out.at = options.at;
   out.notes = set.notes;
   const TimePoint at = options.at;
+  if (!set.load_error.empty()) {
+    out.problems.push_back(set.load_error);
+    return out;
+  }
 
   for (size_t i = 0; i < set.chain.size(); ++i) {
     const pki::CertInfo info = pki::Describe(set.chain[i]);
@@ -66,6 +70,7 @@ SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
   if (options.roots.has_value() && !set.roots.empty()) {
     bool same = options.roots->size() == set.roots.size();
     for (size_t i = 0; same && i < set.roots.size(); ++i) same = (*options.roots)[i] == set.roots[i];
+    out.roots_match = same;
     if (!same) {
       out.warnings.push_back(set.roots_name + " differs from " + options.roots_name +
                              " (the CA refreshes such a secret)");
@@ -271,6 +276,66 @@ std::string RenderText(const std::vector<SetReport>& reports, const RenderOption
   return o.str();
 }
 
+void SortByExpiry(std::vector<SetReport>& reports) {
+  std::stable_sort(reports.begin(), reports.end(), [](const SetReport& a, const SetReport& b) {
+    const TimePoint ta = a.expires_at.value_or(TimePoint::min());
+    const TimePoint tb = b.expires_at.value_or(TimePoint::min());
+    return ta < tb;
+  });
+}
+
+std::string RenderFleet(std::vector<SetReport> reports, const RenderOptions& options) {
+  SortByExpiry(reports);
+  const Style s{options.color};
+  struct Row {
+    std::string cells[6];
+    bool healthy;
+    std::string problem;
+  };
+  std::vector<Row> rows;
+  rows.push_back({{"SECRET", "SPIFFE ID", "EXPIRES IN", "ROTATION IN", "ROOTS", "STATUS"}, true, ""});
+  size_t unhealthy = 0;
+  for (const SetReport& r : reports) {
+    Row row;
+    std::string name = r.source;
+    if (name.rfind("secret ", 0) == 0) name = name.substr(7);
+    row.cells[0] = name;
+    row.cells[1] = r.spiffe_id.value_or("-");
+    row.cells[2] = r.expires_at ? FormatDuration(*r.expires_at - r.at) : "-";
+    row.cells[3] = r.rotation_due_at ? FormatDuration(*r.rotation_due_at - r.at) : "-";
+    row.cells[4] = !r.roots_match.has_value() ? "-" : *r.roots_match ? "match" : "DIFFER";
+    row.healthy = r.healthy();
+    row.cells[5] = row.healthy ? "ok" : "PROBLEM";
+    if (!row.healthy) {
+      ++unhealthy;
+      row.problem = r.problems.front();
+    }
+    rows.push_back(std::move(row));
+  }
+  size_t width[6] = {0};
+  for (const Row& row : rows) {
+    for (int c = 0; c < 6; ++c) width[c] = std::max(width[c], row.cells[c].size());
+  }
+  std::ostringstream o;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& row = rows[i];
+    std::string line;
+    for (int c = 0; c < 6; ++c) {
+      std::string cell = row.cells[c];
+      if (c < 5) cell += std::string(width[c] - cell.size() + 2, ' ');
+      line += cell;
+    }
+    if (i == 0) {
+      o << s.Bold(line) << "\n";
+    } else {
+      o << (row.healthy ? line : s.Red(line) + "  " + row.problem) << "\n";
+    }
+  }
+  o << reports.size() << " secret" << (reports.size() == 1 ? "" : "s") << ", "
+    << (unhealthy == 0 ? s.Green("all healthy") : s.Red(std::to_string(unhealthy) + " with problems")) << "\n";
+  return o.str();
+}
+
 namespace {
 
 nlohmann::json CertJson(const CertReport& r) {
@@ -331,6 +396,7 @@ nlohmann::json RenderJson(const std::vector<SetReport>& reports, TimePoint at) {
     j["chain"] = {{"verified", r.chain_verified ? nlohmann::json(*r.chain_verified) : nlohmann::json(nullptr)},
                   {"error", r.chain_error},
                   {"roots_source", r.roots_source},
+                  {"roots_match", r.roots_match ? nlohmann::json(*r.roots_match) : nlohmann::json(nullptr)},
                   {"path", r.verified_path}};
     j["key"] = {{"present", r.key_present},
                 {"matches", r.key_matches ? nlohmann::json(*r.key_matches) : nlohmann::json(nullptr)},

@@ -27,6 +27,7 @@ struct MaterialSet {
   std::vector<pki::Certificate> roots;       // the set's own root-cert.pem, if it has one
   std::string roots_name = "root-cert.pem";  // how the set calls its roots, for messages
   std::vector<std::string> notes;            // facts from loading ("server asked for a client cert")
+  std::string load_error;  // set when the material could not be read (a fleet row stays visible)
 };
 
 struct InspectOptions {
@@ -59,6 +60,8 @@ struct SetReport {
   std::string chain_error;
   std::string roots_source;  // "--roots FILE", "root-cert.pem", "the chain's own root", "none"
   std::vector<std::string> verified_path;  // SHA-256 fingerprints, leaf to anchor
+  // With --roots (or the CA's roots in the fleet view): does the set's root-cert.pem equal them?
+  std::optional<bool> roots_match;
   bool key_present = false;
   std::optional<bool> key_matches;
   std::string key_type;
@@ -78,6 +81,10 @@ struct RenderOptions {
   bool verbose = true;  // print every certificate's details, not just the summary
 };
 std::string RenderText(const std::vector<SetReport>& reports, const RenderOptions& options);
+// The fleet view: one row per set, soonest expiry first (unparsable first of all).
+std::string RenderFleet(std::vector<SetReport> reports, const RenderOptions& options);
+// Reports in fleet order (the order RenderFleet prints).
+void SortByExpiry(std::vector<SetReport>& reports);
 // Stable machine schema "istio-ca.inspect/v1", documented in the README.
 nlohmann::json RenderJson(const std::vector<SetReport>& reports, TimePoint at);
 

@@ -12,6 +12,9 @@
 #include "ca/cli.h"
 #include "ca/inspect.h"
 #include "ca/inspect_input.h"
+#include "k8s/errors.h"
+#include "k8s/http_api.h"
+#include "k8s/objects.h"
 #include "pki/tls_probe.h"
 
 namespace istioca::ca {
@@ -30,6 +33,11 @@ struct InspectFlags {
   bool json = false;
   bool brief = false;
   bool no_color = false;
+  // From the cluster.
+  std::string secret;  // NS/NAME
+  bool all_namespaces = false;
+  std::string kube_config;
+  std::string storage_namespace = "istio-system";
 };
 
 int Fail(const std::string& message) {
@@ -47,6 +55,88 @@ Result<TimePoint> ParseAt(const std::string& text, TimePoint now) {
   auto t = ParseRfc3339(text);
   if (!t.ok()) return InvalidArgument("--at: " + t.status().message() + " or a relative +DURATION");
   return *t;
+}
+
+// --kube-config, else $KUBECONFIG (its first path), else ~/.kube/config, else in-cluster.
+Result<std::unique_ptr<k8s::HttpApi>> Connect(const std::string& flag) {
+  std::string path = flag;
+  if (path.empty()) {
+    if (const char* env = std::getenv("KUBECONFIG"); env != nullptr && *env != '\0') {
+      path = std::string(env).substr(0, std::string(env).find(':'));
+    } else if (const char* home = std::getenv("HOME"); home != nullptr &&
+               access((std::string(home) + "/.kube/config").c_str(), R_OK) == 0) {
+      path = std::string(home) + "/.kube/config";
+    }
+  }
+  auto config = path.empty() ? k8s::InClusterConfig([](const char* name) { return std::getenv(name); })
+                             : k8s::LoadKubeconfig(path);
+  if (!config.ok()) return config.status().WithContext(path.empty() ? "in-cluster config" : path);
+  k8s::HttpApiOptions options;
+  options.max_attempts = 2;
+  options.request_timeout = std::chrono::seconds(15);
+  return k8s::HttpApi::Create(*config, options);
+}
+
+// The CA's published roots, from istio-ca-secret (root-cert.pem, else ca-cert.pem).
+std::optional<std::vector<pki::Certificate>> CaRoots(k8s::Api& api, const std::string& ns, std::string* name) {
+  auto secret = k8s::GetSecret(api, ns, "istio-ca-secret");
+  if (!secret.ok()) {
+    std::cerr << "istio-ca inspect: warning: cannot read " << ns << "/istio-ca-secret ("
+              << secret.status().message() << "); each secret is checked against its own roots\n";
+    return std::nullopt;
+  }
+  for (const char* key : {"root-cert.pem", "ca-cert.pem"}) {
+    auto it = secret->data.find(key);
+    if (it == secret->data.end() || it->second.empty()) continue;
+    auto roots = pki::Certificate::ParsePemChain(it->second);
+    if (!roots.ok()) continue;
+    *name = "the CA's roots (" + ns + "/istio-ca-secret " + key + ")";
+    return std::move(roots).value();
+  }
+  return std::nullopt;
+}
+
+// --secret NS/NAME or --all-namespaces: material sets read from the API server.
+Result<std::vector<MaterialSet>> LoadFromCluster(const InspectFlags& f, InspectOptions* options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> api, Connect(f.kube_config));
+  std::vector<MaterialSet> sets;
+  if (!f.secret.empty()) {
+    const size_t slash = f.secret.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == f.secret.size()) {
+      return InvalidArgument("--secret wants NAMESPACE/NAME, got \"" + f.secret + "\"");
+    }
+    const std::string ns = f.secret.substr(0, slash), name = f.secret.substr(slash + 1);
+    auto secret = k8s::GetSecret(*api, ns, name);
+    if (!secret.ok()) return secret.status().WithContext("secret " + f.secret);
+    ASSIGN_OR_RETURN(MaterialSet set, MaterialFromSecret(ns, name, secret->type, secret->data));
+    sets.push_back(std::move(set));
+  }
+  if (f.all_namespaces) {
+    auto secrets = k8s::ListSecrets(*api, "", "type=istio.io/key-and-cert");
+    if (!secrets.ok()) return secrets.status().WithContext("listing istio.io/key-and-cert secrets");
+    for (const k8s::Secret& secret : *secrets) {
+      if (secret.meta.name.rfind("istio.", 0) != 0) continue;
+      auto set = MaterialFromSecret(secret.meta.ns, secret.meta.name, secret.type, secret.data);
+      if (set.ok()) {
+        sets.push_back(std::move(set).value());
+      } else {
+        // An unreadable secret is a row with a problem, not the end of the fleet view.
+        MaterialSet broken;
+        broken.source = "secret " + secret.meta.ns + "/" + secret.meta.name;
+        broken.kind = "secret";
+        broken.load_error = set.status().message();
+        sets.push_back(std::move(broken));
+      }
+    }
+  }
+  if (!options->roots.has_value()) {
+    std::string name;
+    if (auto roots = CaRoots(*api, f.storage_namespace, &name)) {
+      options->roots = std::move(*roots);
+      options->roots_name = name;
+    }
+  }
+  return sets;
 }
 
 int Run(const InspectFlags& f) {
@@ -89,8 +179,9 @@ int Run(const InspectFlags& f) {
     options.roots_name = "--roots " + f.roots;
   }
 
+  const bool from_cluster = !f.secret.empty() || f.all_namespaces;
   std::vector<std::string> inputs = f.inputs;
-  if (inputs.empty() && f.connect.empty()) {
+  if (inputs.empty() && f.connect.empty() && !from_cluster) {
     if (isatty(STDIN_FILENO)) {
       return Fail("nothing to inspect: give FILE, DIR, - (stdin) or --connect HOST:PORT (see --help)");
     }
@@ -99,6 +190,11 @@ int Run(const InspectFlags& f) {
   auto loaded = LoadInputs(inputs);
   if (!loaded.ok()) return Fail(loaded.status().message());
   std::vector<MaterialSet> sets = std::move(loaded).value();
+  if (from_cluster) {
+    auto cluster = LoadFromCluster(f, &options);
+    if (!cluster.ok()) return Fail(cluster.status().ToString());
+    for (auto& s : *cluster) sets.push_back(std::move(s));
+  }
   if (!f.connect.empty()) {
     auto peer = pki::FetchPeerChain(f.connect, f.servername, *timeout);
     if (!peer.ok()) return Fail("--connect " + peer.status().ToString());
@@ -117,12 +213,15 @@ int Run(const InspectFlags& f) {
     reports.push_back(Inspect(set, options));
     healthy &= reports.back().healthy();
   }
+  if (f.all_namespaces) SortByExpiry(reports);
+  RenderOptions render;
+  render.color = !f.no_color && isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+  render.verbose = !f.brief;
   if (f.json) {
     std::cout << RenderJson(reports, options.at).dump(2) << "\n";
+  } else if (f.all_namespaces && !f.brief) {
+    std::cout << RenderFleet(reports, render);
   } else {
-    RenderOptions render;
-    render.color = !f.no_color && isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
-    render.verbose = !f.brief;
     std::cout << RenderText(reports, render);
   }
   return healthy ? 0 : 1;
@@ -153,6 +252,15 @@ void RegisterInspect(CLI::App& app, CommandContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--workload-cert-min-grace-period", flags->min_grace,
                   "Minimum grace period, for 'rotation due'")->capture_default_str();
+  cmd->add_option("--secret", flags->secret, "Inspect a Secret read from the cluster (NAMESPACE/NAME)");
+  cmd->add_flag("-A,--all-namespaces", flags->all_namespaces,
+                "Fleet view: every istio.* secret in the cluster, one row each, soonest expiry first, "
+                "checked against the CA's roots (istio-ca-secret)");
+  cmd->add_option("--kube-config", flags->kube_config,
+                  "kubeconfig for --secret/--all-namespaces (default: $KUBECONFIG, ~/.kube/config, in-cluster)");
+  cmd->add_option("--istio-ca-storage-namespace", flags->storage_namespace,
+                  "Where istio-ca-secret holds the CA's roots")
+      ->capture_default_str();
   cmd->add_flag("--json", flags->json, "Machine-readable output (schema istio-ca.inspect/v1, see README)");
   cmd->add_flag("--brief", flags->brief, "Only the summary of each set, not every certificate");
   cmd->add_flag("--no-color", flags->no_color, "Never colour the output (also: NO_COLOR=1)");

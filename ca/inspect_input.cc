@@ -66,8 +66,10 @@ Status AddPem(std::string_view text, const std::string& what, bool as_roots, Mat
 // The data of one Secret, keys to decoded values.
 using SecretData = std::map<std::string, std::string>;
 
-Result<MaterialSet> FromSecret(const std::string& ns, const std::string& name, const std::string& type,
-                               const SecretData& data, const std::string& source) {
+}  // namespace
+
+Result<MaterialSet> MaterialFromSecret(const std::string& ns, const std::string& name, const std::string& type,
+                                       const std::map<std::string, std::string>& data) {
   MaterialSet set;
   set.kind = "secret";
   set.source = "secret " + (ns.empty() ? name : ns + "/" + name);
@@ -112,9 +114,10 @@ Result<MaterialSet> FromSecret(const std::string& ns, const std::string& name, c
       break;
     }
   }
-  (void)source;
   return set;
 }
+
+namespace {
 
 Result<SecretData> DecodeData(const std::map<std::string, std::string>& raw, const std::string& what) {
   SecretData out;
@@ -156,7 +159,7 @@ Result<std::vector<MaterialSet>> FromJson(std::string_view bytes, const std::str
     }
     ASSIGN_OR_RETURN(SecretData data, DecodeData(raw, source + " secret " + name));
     const std::string type = item.contains("type") && item["type"].is_string() ? item["type"].get<std::string>() : "";
-    ASSIGN_OR_RETURN(MaterialSet set, FromSecret(ns, name, type, data, source));
+    ASSIGN_OR_RETURN(MaterialSet set, MaterialFromSecret(ns, name, type, data));
     sets.push_back(std::move(set));
   }
   if (sets.empty()) return InvalidArgument(source + ": the List has no Secrets");
@@ -195,7 +198,7 @@ Result<std::vector<MaterialSet>> FromYaml(std::string_view bytes, const std::str
         for (const auto& kv : item["data"]) raw[kv.first.as<std::string>("")] = kv.second.as<std::string>("");
       }
       ASSIGN_OR_RETURN(SecretData data, DecodeData(raw, source + " secret " + name));
-      ASSIGN_OR_RETURN(MaterialSet set, FromSecret(ns, name, type, data, source));
+      ASSIGN_OR_RETURN(MaterialSet set, MaterialFromSecret(ns, name, type, data));
       sets.push_back(std::move(set));
     }
   } catch (const std::exception& e) {

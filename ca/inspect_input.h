@@ -5,6 +5,7 @@
 // command can print it and exit 2. Inputs are capped in size before they are parsed.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,11 @@ Result<MaterialSet> LoadDirectory(const std::string& dir);
 // Files given on the command line become one set, in order; a file named root-cert.pem or
 // ca.crt supplies the roots. Directories and "-" are their own sets.
 Result<std::vector<MaterialSet>> LoadInputs(const std::vector<std::string>& inputs);
+
+// A Secret's decoded data (cert-chain.pem / key.pem / root-cert.pem, the CA secret's
+// ca-cert.pem / ca-key.pem, or kubernetes.io/tls names) as a set named "secret NS/NAME".
+Result<MaterialSet> MaterialFromSecret(const std::string& ns, const std::string& name, const std::string& type,
+                                       const std::map<std::string, std::string>& data);
 
 // Every certificate in a roots file (--roots).
 Result<std::vector<pki::Certificate>> LoadRoots(const std::string& path);
