@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -228,6 +229,15 @@ Result<std::unique_ptr<HttpApi>> HttpApi::Create(const RestConfig& config,
     }
   }
   return std::unique_ptr<HttpApi>(new HttpApi(std::move(impl)));
+}
+
+Result<std::unique_ptr<Api>> Connect(const std::string& kubeconfig) {
+  Result<RestConfig> config = kubeconfig.empty()
+                                  ? InClusterConfig([](const char* k) { return std::getenv(k); })
+                                  : LoadKubeconfig(kubeconfig);
+  if (!config.ok()) return config.status();
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpApi> api, HttpApi::Create(*config));
+  return std::unique_ptr<Api>(std::move(api));
 }
 
 uint64_t HttpApi::requests_sent() const { return impl_->sent.load(); }

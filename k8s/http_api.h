@@ -44,6 +44,11 @@ class HttpApi final : public Api {
   std::unique_ptr<Impl> impl_;
 };
 
+// For command-line tools (istio-ca inspect --secret NS/NAME, --all-namespaces): the kubeconfig
+// at `kubeconfig`, or the in-cluster config when it is empty. Then e.g.
+//   ListSecrets(*api, "", kIstioSecretSelector) or GetSecret(*api, ns, name) (k8s/objects.h).
+Result<std::unique_ptr<Api>> Connect(const std::string& kubeconfig);
+
 // "a=b&c=d" with values percent-encoded.
 std::string EncodeQuery(const std::vector<std::pair<std::string, std::string>>& params);
 

@@ -247,6 +247,22 @@ TEST_CASE("the token file is re-read, so a rotated token is used", "[k8s][client
   std::filesystem::remove(path);
 }
 
+TEST_CASE("Connect reads a kubeconfig, for command-line tools", "[k8s][client]") {
+  FakeCluster f;
+  auto path =
+      std::filesystem::temp_directory_path() / ("k8s_kubeconfig_" + std::to_string(::getpid()));
+  std::ofstream(path) << fakeapi::KubeconfigYaml(f.server->url(), testing::Tls().ca_pem,
+                                                 testing::kAdminToken);
+  auto api = Connect(path.string());
+  std::filesystem::remove(path);
+  REQUIRE(api.ok());
+  REQUIRE(CreateSecret(**api, IstioSecret("demo", "a", "C")).ok());
+  auto all = ListSecrets(**api, "", kIstioSecretSelector);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 1);
+  CHECK(Connect("/nonexistent/kubeconfig").status().code() == Code::kInvalidArgument);
+}
+
 TEST_CASE("the QPS limit spaces requests out", "[k8s][client]") {
   FakeCluster f;
   RestConfig c = f.Config();
