@@ -321,3 +321,17 @@ TEST_CASE("the controller loop reacts to notifications", "[controller]") {
   f.controller.Stop();
   CHECK(f.store.Peek("ns1", "sa-a").has_value());
 }
+
+TEST_CASE("the running loop refreshes at once after a clock jump past expiry", "[controller][fault]") {
+  // The loop re-checks due certificates every second from memory; bounded wait on that tick.
+  ControllerFixture f;
+  f.sas.Add("ns1", "sa-a");
+  f.Sync();
+  REQUIRE(f.store.Writes("ns1/sa-a") == 1);
+  f.controller.Start();
+  f.clock.Advance(24h * 30);
+  for (int i = 0; i < 300 && f.store.Writes("ns1/sa-a") < 2; ++i) std::this_thread::sleep_for(10ms);
+  f.controller.Stop();
+  CHECK(f.store.Writes("ns1/sa-a") == 2);
+  CHECK(f.LeafOf("ns1", "sa-a").NotAfter() > f.clock.Now());
+}
