@@ -7,6 +7,7 @@
 //       Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext&);
 //       (return nullptr when --grpc-port is 0)
 #include "ca/daemon.h"
+#include "ca/grpc_server.h"
 
 namespace istioca::ca {
 
@@ -17,6 +18,7 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options,
 DaemonParts DefaultDaemonParts() {
   DaemonParts parts;
   parts.local_backends = MakeLocalBackends;
+  parts.components.push_back(MakeGrpcComponent);  // ca/grpc_server.cc; null when --grpc-port 0
   parts.kube_backends = MakeKubernetesBackends;
   return parts;
 }

@@ -140,9 +140,14 @@ TimePoint NodeAgent::Step() {
       const pki::Certificate& leaf = current->chain.front();
       renew_serial_ = leaf.SerialHex();
       renew_at_ = RenewalTime(leaf.NotBefore(), leaf.NotAfter(), random_());
-      // A clock ahead of the CA's would put the renewal time in the past and loop on the CA.
-      const Duration floor = std::min<Duration>(std::chrono::minutes(1), leaf.Lifetime() / 4);
-      renew_at_ = std::max(renew_at_, now + std::chrono::duration_cast<TimePoint::duration>(floor));
+      // A clock ahead of the CA's (or a TTL short next to the 2-minute backdating) puts the
+      // renewal time in the past: wait half the remaining validity, between 1 s and 1 min,
+      // rather than loop on the CA or sleep past expiry.
+      if (renew_at_ <= now) {
+        const Duration half_left = std::chrono::duration_cast<Duration>(leaf.NotAfter() - now) / 2;
+        renew_at_ = now + std::chrono::duration_cast<TimePoint::duration>(std::clamp<Duration>(
+                              half_left, std::chrono::seconds(1), std::chrono::minutes(1)));
+      }
       return renew_at_;
     }
   }

@@ -60,7 +60,7 @@ void RegisterNodeAgent(CLI::App& app, CommandContext& ctx) {
       ctx.exit_code = Fail("--workload-cert-ttl", ttl.ok() ? "must be positive" : ttl.status().message());
       return;
     }
-    if (o.legacy_api && *ttl > std::chrono::minutes(INT32_MAX)) {
+    if (o.legacy_api && std::chrono::duration_cast<std::chrono::minutes>(*ttl).count() > INT32_MAX) {
       ctx.exit_code = Fail("--workload-cert-ttl", "too large for the legacy API");
       return;
     }
