@@ -269,14 +269,56 @@ def run(address, d, token, issued_count):
         check(after - before == len(hostile), "hostile: nothing issued (only the %d liveness calls)" % len(hostile))
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_daemon(binary):
+    """Local mode end to end: the daemon issues ns1/alice's secret, which then authenticates
+    this client (mTLS) to the daemon's gRPC port."""
+    import signal
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "local", "serviceaccounts", "ns1"))
+        open(os.path.join(d, "local", "serviceaccounts", "ns1", "alice"), "w").close()
+        # The daemon has no port-file for gRPC: take a free port (the race is only with other
+        # processes binding an ephemeral port in the same instant).
+        port = free_port()
+        log = open(os.path.join(d, "daemon.log"), "w")
+        p = subprocess.Popen([binary, "serve", "--local-dir", os.path.join(d, "local"),
+                              "--grpc-port", str(port), "--monitoring-port", "0"],
+                             stdout=log, stderr=subprocess.STDOUT)
+        secret = os.path.join(d, "local", "secrets", "ns1", "istio.alice")
+        try:
+            # Waiting on another process's progress, bounded; not a timing assumption.
+            for _ in range(200):
+                if os.path.exists(os.path.join(secret, "key.pem")) or p.poll() is not None:
+                    break
+                time.sleep(0.1)
+            check(os.path.exists(os.path.join(secret, "key.pem")), "daemon: issued ns1/alice's secret")
+            run("127.0.0.1:%d" % port, secret, None, lambda: None)
+            check(p.poll() is None, "daemon: still running after the hostile table")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+        check(p.returncode == 0, "daemon: clean exit on SIGTERM")
+        if FAILURES:
+            print(open(os.path.join(d, "daemon.log")).read()[-3000:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server")
     ap.add_argument("--address")
     ap.add_argument("--dir")
     ap.add_argument("--token")
+    ap.add_argument("--daemon", help="istio-ca binary: run `serve --local-dir` and test it")
     a = ap.parse_args()
-    if a.server:
+    if a.daemon:
+        run_daemon(a.daemon)
+    elif a.server:
         with tempfile.TemporaryDirectory() as d:
             p = subprocess.Popen([a.server, d], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             line = p.stdout.readline().strip()
