@@ -160,7 +160,7 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     for (auto it = failures_.begin(); it != failures_.end();) {
       it = keys.count(it->first) ? std::next(it) : failures_.erase(it);
     }
-    if (service_accounts_.HasSynced() && secrets_.HasSynced() && !synced_) {
+    if (service_accounts_.HasSynced() && secrets_.HasSynced() && !synced_ && !abort_pass_) {
       synced_ = true;
       log->info(
           "controller synced service_accounts={} created={} refreshed={} deleted={} "
@@ -254,7 +254,7 @@ void Controller::RunWorkers(const std::vector<ServiceAccountKey>& keys,
   std::mutex stats_mu;
   auto run = [&] {
     SyncStats local;
-    for (size_t i = next++; i < keys.size(); i = next++) {
+    for (size_t i = next++; i < keys.size() && !abort_pass_; i = next++) {
       const ServiceAccountKey& key = keys[i];
       bool sa_exists;
       if (sa_set != nullptr) {
@@ -450,6 +450,7 @@ void Controller::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (loop_.joinable()) return;
   stopping_ = false;
+  abort_pass_ = false;
   resync_requested_ = true;
   loop_ = std::thread([this] { Loop(); });
 }
@@ -459,8 +460,10 @@ void Controller::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  abort_pass_ = true;
   cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  abort_pass_ = false;
 }
 
 void Controller::Loop() {

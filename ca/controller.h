@@ -16,6 +16,7 @@
 // (ca/local_backend.h) and Kubernetes (k8s informers + API client).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -226,6 +227,8 @@ class Controller {
   bool resync_requested_ = false;
   bool synced_ = false;
   bool stopping_ = false;
+  // Lets Stop() cut a long pass short: workers finish the secret in hand, then leave.
+  std::atomic<bool> abort_pass_{false};
   std::condition_variable cv_;
   std::thread loop_;
   std::mutex sync_mu_;  // one pass at a time
