@@ -311,6 +311,11 @@ void FakeApiServer::SetLatency(std::chrono::milliseconds latency) {
   latency_ = latency;
 }
 
+void FakeApiServer::SetWriteObserver(std::function<void(const std::string&, const OJson&)> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  write_observer_ = std::move(fn);
+}
+
 void FakeApiServer::FailNext(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_next_ = n;
@@ -385,6 +390,7 @@ OJson FakeApiServer::StoreLocked(const std::string& plural, const std::string& n
   bool existed = it != bucket.end();
   bucket[key] = stored;
   ++writes_[plural + "/" + key];
+  if (write_observer_) write_observer_(plural, stored);
   AppendEventLocked(plural, existed && !create ? "MODIFIED" : "ADDED", stored);
   return stored;
 }

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,6 +93,10 @@ class FakeApiServer {
   void ExpireHistory();  // every RV up to now becomes too old: open watches get an ERROR 410
                          // event, and new watches/continues from older RVs get 410
 
+  // Called (under the server's lock: keep it quick) with every object stored by a create or
+  // update, e.g. to check that no half-made secret is ever written.
+  void SetWriteObserver(std::function<void(const std::string& plural, const OJson& object)> fn);
+
   // Counters.
   uint64_t Writes(const std::string& plural, const std::string& ns, const std::string& name) const;
   std::map<std::string, uint64_t> AllWrites(const std::string& plural) const;  // "ns/name" → n
@@ -137,6 +142,7 @@ class FakeApiServer {
   std::map<std::string, std::map<std::string, OJson>> objects_;  // plural → "ns/name" → object
   std::deque<Event> events_;
   std::map<std::string, uint64_t> writes_;  // "plural/ns/name"
+  std::function<void(const std::string&, const OJson&)> write_observer_;
   std::map<std::string, Caller> users_;
   std::map<std::string, TokenIdentity> reviewable_;
   double error_rate_ = 0;

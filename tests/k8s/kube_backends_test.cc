@@ -441,7 +441,20 @@ TEST_CASE("controller on Kubernetes: SA add/delete, secret deleted, orphan, one 
 
 TEST_CASE("controller on Kubernetes: converges through 20% errors, dropped watches and a relist",
           "[kube][controller][reliability]") {
+  // Every secret ever written must hold a key that matches its certificate. (Declared before
+  // the fixture so the observer's counters outlive the fake server.)
+  std::atomic<int> written{0}, mismatched{0};
   KubeControllerFixture k;
+  k.f.server->SetWriteObserver([&](const std::string& plural, const fakeapi::OJson& o) {
+    if (plural != "secrets" || o.value("type", "") != "istio.io/key-and-cert") return;
+    ++written;
+    auto chain = pki::Certificate::ParsePemChain(
+        *k8s::Base64Decode(o["data"]["cert-chain.pem"].get<std::string>()));
+    auto key =
+        pki::PrivateKey::FromPem(*k8s::Base64Decode(o["data"]["key.pem"].get<std::string>()));
+    if (!chain.ok() || !key.ok() || !pki::SamePublicKey(key->get(), (*chain)[0].PublicKey()))
+      ++mismatched;
+  });
   for (int i = 0; i < 30; ++i)
     k.f.AddServiceAccount("ns" + std::to_string(i % 3), "sa" + std::to_string(i));
   k.f.server->SetErrorRate(0.2);
@@ -458,6 +471,9 @@ TEST_CASE("controller on Kubernetes: converges through 20% errors, dropped watch
   k.controller->SyncAll();
   REQUIRE(Eventually([&] { return k.Converged(); }));
   CHECK(k.f.server->injected_errors() > 0);
+  CHECK(written >= 39);
+  CHECK(mismatched == 0);
+  k.f.server->SetWriteObserver(nullptr);
 }
 
 }  // namespace
