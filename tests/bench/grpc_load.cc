@@ -3,7 +3,8 @@
 //
 //   grpc_load serve DIR N            CA + gRPC server on 127.0.0.1:0; writes DIR/root-cert.pem
 //                                    and N client identities (client-<i>.pem/.key); prints
-//                                    "port=P"; serves until stdin closes
+//                                    "port=P"; serves until stdin closes; a "metrics" line
+//                                    on stdin prints the Prometheus metrics
 //   grpc_load grpc ADDR DIR N SECONDS [RATE]   N mTLS connections (one identity each) calling
 //                                    CreateCertificate with precomputed CSRs
 //   grpc_load cfssl HOST:PORT N SECONDS [RATE] N keep-alive HTTP connections calling cfssl's
@@ -87,6 +88,7 @@ int Serve(const std::string& dir, int n) {
   std::cout << "port=" << server->port() << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {
+    if (line == "metrics") std::cout << metrics.Render() << std::flush;
   }
   server->Stop();
   return 0;
