@@ -305,7 +305,22 @@ std::string LocalSecretStore::SecretDir(const ServiceAccountKey& key) const {
 }
 
 void LocalSecretStore::SetHandler(std::function<void(const ServiceAccountKey&)> on_change) {
-  poller_.SetHandler(std::move(on_change));
+  // Appearances and disappearances we caused ourselves are not news to the controller.
+  poller_.SetHandler([this, h = std::move(on_change)](const ServiceAccountKey& k) {
+    {
+      std::lock_guard<std::mutex> lock(own_mu_);
+      if (own_changes_.erase(k) > 0) return;
+    }
+    h(k);
+  });
+}
+
+void LocalSecretStore::NoteOwnChange(const ServiceAccountKey& key) {
+  std::lock_guard<std::mutex> lock(own_mu_);
+  // A create undone before the next poll leaves an entry behind; bound them (an event
+  // suppressed by mistake is repaired by the next resync).
+  if (own_changes_.size() > 100000) own_changes_.clear();
+  own_changes_.insert(key);
 }
 
 Status LocalSecretStore::Start() {
@@ -431,6 +446,7 @@ Status LocalSecretStore::Create(const ServiceAccountKey& key, const WorkloadSecr
     if (err == ENOTDIR || err == EISDIR) return fail(ErrnoStatus("publish", dir, EEXIST));
     return fail(ErrnoStatus("publish", dir, err));
   }
+  NoteOwnChange(key);
   return OkStatus();
 }
 
@@ -482,6 +498,7 @@ Status LocalSecretStore::Delete(const ServiceAccountKey& key) {
                            std::to_string(getpid()) + "." + std::to_string(counter_++);
   // Rename first so the secret disappears for readers in one step.
   if (rename(dir.c_str(), gone.c_str()) != 0) return ErrnoStatus("delete", dir, errno);
+  NoteOwnChange(key);
   RemoveAll(gone);
   return OkStatus();
 }

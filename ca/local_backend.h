@@ -142,8 +142,11 @@ class LocalSecretStore final : public SecretStore {
   std::set<ServiceAccountKey> Scan(ListingCache* cached) const;
   // Writes a complete generation directory under `secret_dir` and returns its name.
   Result<std::string> WriteGeneration(const std::string& secret_dir, const WorkloadSecret& secret);
+  void NoteOwnChange(const ServiceAccountKey& key);
   const std::string root_;
   std::atomic<uint64_t> counter_{0};
+  std::mutex own_mu_;
+  std::set<ServiceAccountKey> own_changes_;
   ListingCache listings_;  // used by the poller thread only
   DirectoryPoller poller_;
 };

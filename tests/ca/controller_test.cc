@@ -322,7 +322,8 @@ TEST_CASE("the controller loop reacts to notifications", "[controller]") {
   CHECK(f.store.Peek("ns1", "sa-a").has_value());
 }
 
-TEST_CASE("the running loop refreshes at once after a clock jump past expiry", "[controller][fault]") {
+TEST_CASE("the running loop refreshes at once after a clock jump past expiry",
+          "[controller][fault]") {
   // The loop re-checks due certificates every second from memory; bounded wait on that tick.
   ControllerFixture f;
   f.sas.Add("ns1", "sa-a");
