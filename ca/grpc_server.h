@@ -100,8 +100,9 @@ class GrpcServer {
  private:
   struct Impl;
   GrpcServer() = default;
-  std::unique_ptr<Impl> impl_;
+  // Declared first so that it outlives the server, whose TLS credentials point at it.
   std::unique_ptr<ServingCert> serving_;
+  std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
 
