@@ -200,7 +200,7 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
         cached = true;
       }
     }
-    if (!cached && LooksLikePrivateKey(secret->key_pem)) {
+    if (!cached) {
       auto chain = pki::Certificate::ParsePemChain(secret->cert_chain_pem);
       if (chain.ok()) {
         const pki::Certificate& c = chain->front();
@@ -210,8 +210,12 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
         leaf = PublishedLeaf{c.NotBefore(), c.NotAfter(), c.SerialHex(), identity};
       }
     }
+    // The key is checked on every pass, not only when the chain changed: a secret whose key.pem
+    // was emptied or replaced by junk next to an intact chain is broken for its readers.
+    const std::optional<PublishedLeaf> usable =
+        LooksLikePrivateKey(secret->key_pem) ? leaf : std::nullopt;
     observed.rotation =
-        DecideRotation(leaf, secret->root_cert_pem == roots_pem, options_.rotation, now);
+        DecideRotation(usable, secret->root_cert_pem == roots_pem, options_.rotation, now);
     std::lock_guard<std::mutex> lock(mu_);
     if (leaf) {
       TimePoint refresh_at = observed.rotation.refresh_at;

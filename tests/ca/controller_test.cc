@@ -177,27 +177,39 @@ TEST_CASE("a root change refreshes every secret", "[controller]") {
 }
 
 TEST_CASE("unparsable or foreign secret content is refreshed", "[controller][fault]") {
+  // Rows transform the secret of the current run (Catch builds the generator once, so rows must
+  // not capture one run's content for another).
   struct Row {
     const char* name;
-    ca::WorkloadSecret content;
+    std::function<void(WorkloadSecret&, const testing::TestCa&)> corrupt;
   };
+  auto row = GENERATE(
+      Row{"garbage chain",
+          [](WorkloadSecret& s, const testing::TestCa&) { s.cert_chain_pem = "garbage"; }},
+      Row{"empty chain",
+          [](WorkloadSecret& s, const testing::TestCa&) { s.cert_chain_pem.clear(); }},
+      Row{"missing key, intact chain",
+          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem.clear(); }},
+      Row{"junk key, intact chain",
+          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem = "junk"; }},
+      Row{"another identity",
+          [](WorkloadSecret& s, const testing::TestCa& ca) {
+            auto k = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+            s.cert_chain_pem = ca.Leaf("spiffe://cluster.local/ns/ns1/sa/someone-else", k).ToPem();
+            s.key_pem = k.ToPem();
+          }},
+      Row{"old root",
+          [](WorkloadSecret& s, const testing::TestCa&) { s.root_cert_pem = "stale"; }});
+  CAPTURE(row.name);
   ControllerFixture f;
   f.sas.Add("ns1", "sa-a");
   f.Sync();
-  const WorkloadSecret good = *f.store.Peek("ns1", "sa-a");
-  auto other_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  const std::string foreign =
-      f.ca.Leaf("spiffe://cluster.local/ns/ns1/sa/someone-else", other_key).ToPem();
-  auto row =
-      GENERATE_COPY(Row{"garbage chain", {"garbage", good.key_pem, good.root_cert_pem, ""}},
-                    Row{"empty chain", {"", good.key_pem, good.root_cert_pem, ""}},
-                    Row{"missing key", {good.cert_chain_pem, "", good.root_cert_pem, ""}},
-                    Row{"another identity", {foreign, other_key.ToPem(), good.root_cert_pem, ""}},
-                    Row{"old root", {good.cert_chain_pem, good.key_pem, "stale", ""}});
-  CAPTURE(row.name);
-  f.store.Put("ns1", "sa-a", row.content);
+  WorkloadSecret content = *f.store.Peek("ns1", "sa-a");
+  row.corrupt(content, f.ca);
+  f.store.Put("ns1", "sa-a", content);
   CHECK(f.Sync().refreshed == 1);
   CHECK(f.LeafOf("ns1", "sa-a").UriSans()[0] == "spiffe://cluster.local/ns/ns1/sa/sa-a");
+  CHECK_FALSE(f.store.Peek("ns1", "sa-a")->key_pem.empty());
 }
 
 TEST_CASE("store failures are retried with backoff and are never fatal", "[controller][fault]") {
