@@ -28,16 +28,15 @@ InformerStats Informer::stats() const {
 }
 
 bool Informer::Sleep(Cancellation& cancel, SteadyDuration d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  int id = -1;
-  lock.unlock();
-  id = cancel.OnCancel([this] {
-    std::lock_guard<std::mutex> l(mu_);
+  // Cancel() wakes the wait; the callback is removed before returning, so it never outlives us.
+  int id = cancel.OnCancel([this] {
+    std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   });
-  lock.lock();
-  cv_.wait_for(lock, d, [&] { return cancel.cancelled(); });
-  lock.unlock();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, d, [&] { return cancel.cancelled(); });
+  }
   cancel.Remove(id);
   return !cancel.cancelled();
 }
