@@ -309,6 +309,9 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
   int port = 0;
   builder.AddListeningPort(options.listen_address, impl->creds, &port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  grpc::ResourceQuota quota("istio-ca-grpc");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(impl->legacy.get());
   builder.RegisterService(impl->modern.get());
   impl->server = builder.BuildAndStart();

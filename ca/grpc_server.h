@@ -71,6 +71,9 @@ struct GrpcServerOptions {
   std::string storage_namespace = "istio-system";
   GrpcLimits limits;
   int max_message_bytes = 2 * 1024 * 1024;
+  // Threads of the synchronous server; past it gRPC answers ResourceExhausted itself, so a
+  // stampede cannot grow threads (or memory) without bound.
+  int max_threads = 64;
   TokenCacheOptions token_cache;
 };
 
