@@ -58,7 +58,7 @@ Result<TimePoint> ParseAt(const std::string& text, TimePoint now) {
 }
 
 // --kube-config, else $KUBECONFIG (its first path), else ~/.kube/config, else in-cluster.
-Result<std::unique_ptr<k8s::HttpApi>> Connect(const std::string& flag) {
+Result<std::unique_ptr<k8s::Api>> Connect(const std::string& flag) {
   std::string path = flag;
   if (path.empty()) {
     if (const char* env = std::getenv("KUBECONFIG"); env != nullptr && *env != '\0') {
@@ -68,13 +68,9 @@ Result<std::unique_ptr<k8s::HttpApi>> Connect(const std::string& flag) {
       path = std::string(home) + "/.kube/config";
     }
   }
-  auto config = path.empty() ? k8s::InClusterConfig([](const char* name) { return std::getenv(name); })
-                             : k8s::LoadKubeconfig(path);
-  if (!config.ok()) return config.status().WithContext(path.empty() ? "in-cluster config" : path);
-  k8s::HttpApiOptions options;
-  options.max_attempts = 2;
-  options.request_timeout = std::chrono::seconds(15);
-  return k8s::HttpApi::Create(*config, options);
+  auto api = k8s::Connect(path);
+  if (!api.ok()) return api.status().WithContext(path.empty() ? "in-cluster config" : path);
+  return api;
 }
 
 // The CA's published roots, from istio-ca-secret (root-cert.pem, else ca-cert.pem).
@@ -98,7 +94,7 @@ std::optional<std::vector<pki::Certificate>> CaRoots(k8s::Api& api, const std::s
 
 // --secret NS/NAME or --all-namespaces: material sets read from the API server.
 Result<std::vector<MaterialSet>> LoadFromCluster(const InspectFlags& f, InspectOptions* options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> api, Connect(f.kube_config));
+  ASSIGN_OR_RETURN(std::unique_ptr<k8s::Api> api, Connect(f.kube_config));
   std::vector<MaterialSet> sets;
   if (!f.secret.empty()) {
     const size_t slash = f.secret.find('/');
@@ -112,7 +108,7 @@ Result<std::vector<MaterialSet>> LoadFromCluster(const InspectFlags& f, InspectO
     sets.push_back(std::move(set));
   }
   if (f.all_namespaces) {
-    auto secrets = k8s::ListSecrets(*api, "", "type=istio.io/key-and-cert");
+    auto secrets = k8s::ListSecrets(*api, "", k8s::kIstioSecretSelector);
     if (!secrets.ok()) return secrets.status().WithContext("listing istio.io/key-and-cert secrets");
     for (const k8s::Secret& secret : *secrets) {
       if (secret.meta.name.rfind("istio.", 0) != 0) continue;
