@@ -338,6 +338,12 @@ std::string RenderFleet(std::vector<SetReport> reports, const RenderOptions& opt
 
 namespace {
 
+// JSON null for an empty optional.
+template <class T>
+nlohmann::json Nullable(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
 nlohmann::json CertJson(const CertReport& r) {
   const pki::CertInfo& c = r.info;
   nlohmann::json j;
@@ -348,7 +354,7 @@ nlohmann::json CertJson(const CertReport& r) {
   j["not_before"] = FormatRfc3339(c.not_before);
   j["not_after"] = FormatRfc3339(c.not_after);
   j["seconds_left"] = duration_cast<seconds>(r.time_left).count();
-  j["spiffe_id"] = c.spiffe_id ? nlohmann::json(*c.spiffe_id) : nlohmann::json(nullptr);
+  j["spiffe_id"] = Nullable(c.spiffe_id);
   j["uri_sans"] = c.uri_sans;
   j["dns_sans"] = c.dns_sans;
   j["ip_sans"] = c.ip_sans;
@@ -388,18 +394,18 @@ nlohmann::json RenderJson(const std::vector<SetReport>& reports, TimePoint at) {
     j["problems"] = r.problems;
     j["warnings"] = r.warnings;
     j["notes"] = r.notes;
-    j["spiffe_id"] = r.spiffe_id ? nlohmann::json(*r.spiffe_id) : nlohmann::json(nullptr);
+    j["spiffe_id"] = Nullable(r.spiffe_id);
     j["expires_at"] = OptTime(r.expires_at);
     j["seconds_left"] = r.expires_at ? nlohmann::json(duration_cast<seconds>(*r.expires_at - at).count())
                                      : nlohmann::json(nullptr);
     j["rotation_due_at"] = OptTime(r.rotation_due_at);
-    j["chain"] = {{"verified", r.chain_verified ? nlohmann::json(*r.chain_verified) : nlohmann::json(nullptr)},
+    j["chain"] = {{"verified", Nullable(r.chain_verified)},
                   {"error", r.chain_error},
                   {"roots_source", r.roots_source},
-                  {"roots_match", r.roots_match ? nlohmann::json(*r.roots_match) : nlohmann::json(nullptr)},
+                  {"roots_match", Nullable(r.roots_match)},
                   {"path", r.verified_path}};
     j["key"] = {{"present", r.key_present},
-                {"matches", r.key_matches ? nlohmann::json(*r.key_matches) : nlohmann::json(nullptr)},
+                {"matches", Nullable(r.key_matches)},
                 {"type", r.key_type}};
     j["svid"] = {{"applies", r.svid_applies}, {"violations", r.svid_violations}};
     j["certificates"] = nlohmann::json::array();
