@@ -150,17 +150,6 @@ TEST_CASE("the issued certificate carries exactly the subject's public key, for 
 }
 
 namespace {
-std::string RunCmd(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  REQUIRE(pclose(p) == 0);
-  return out;
-}
-
 // OpenSSL's own verdict on a CSR: d2i_X509_REQ plus X509_REQ_verify.
 bool OpensslAccepts(const std::string& der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
@@ -184,7 +173,7 @@ TEST_CASE("CSRs made by the openssl CLI parse, with their SANs and CA requests",
                       Row{"-newkey rsa:2048", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
                       Row{"-newkey rsa:2048", "basicConstraints=critical,CA:TRUE", true},
                       Row{"-newkey ed25519", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false});
-  const std::string pem = RunCmd(std::string("openssl req -new -nodes -keyout /dev/null -subj /O=x ") + row.keyopt +
+  const std::string pem = RunCommand(std::string("openssl req -new -nodes -keyout /dev/null -subj /O=x ") + row.keyopt +
                                  " -addext '" + row.ext + "' 2>/dev/null");
   auto csr = Csr::FromPem(pem);
   INFO(row.keyopt << ": " << csr.status().ToString());
@@ -228,7 +217,7 @@ TEST_CASE("hostile CSR structures are refused", "[csr]") {
   CHECK_FALSE(Csr::FromDer("").ok());
   CHECK_FALSE(Csr::FromDer(std::string("\x30\x80\x00\x00", 4)).ok());  // indefinite length (BER)
   // A duplicate SAN extension is refused rather than guessing which one counts.
-  const std::string dup = RunCmd(
+  const std::string dup = RunCommand(
       "openssl req -new -nodes -keyout /dev/null -subj /O=x -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
       "-addext 'subjectAltName=URI:spiffe://td/ns/a/sa/b' -addext 'subjectAltName=URI:spiffe://td/ns/x/sa/y' 2>/dev/null || true");
   if (!dup.empty()) {

@@ -7,22 +7,12 @@
 
 #include "pki/key.h"
 #include "pki/pem.h"
+#include "tests/testing/test_ca.h"
 
 using namespace istioca;
 using namespace istioca::pki;
 
-namespace {
-std::string Run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  REQUIRE(pclose(p) == 0);
-  return out;
-}
-}  // namespace
+using istioca::testing::RunCommand;
 
 TEST_CASE("every supported key type generates, writes PKCS#8 and reads back", "[key]") {
   struct Row {
@@ -67,7 +57,7 @@ TEST_CASE("keys written by openssl in PKCS#1, SEC1 and PKCS#8 are read", "[key][
           "EC P-256"},
       Row{"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null", "PRIVATE KEY",
           "RSA 2048"});
-  const std::string pem = Run(row.cmd);
+  const std::string pem = RunCommand(row.cmd);
   CHECK_THAT(pem, Catch::Contains(std::string("BEGIN ") + row.header));
   auto key = PrivateKey::FromPem(pem);
   INFO(row.cmd << ": " << key.status().ToString());
@@ -77,8 +67,8 @@ TEST_CASE("keys written by openssl in PKCS#1, SEC1 and PKCS#8 are read", "[key][
   const std::string ours = key->ToPem();
   const std::string path = "/tmp/istioca-key-test-" + std::to_string(getpid()) + ".pem";
   std::ofstream(path) << ours;
-  const std::string theirs = Run("openssl pkey -in " + path + " -pubout");
-  const std::string mine = Run("echo '" + pem + "' | openssl pkey -pubout");
+  const std::string theirs = RunCommand("openssl pkey -in " + path + " -pubout");
+  const std::string mine = RunCommand("echo '" + pem + "' | openssl pkey -pubout");
   std::remove(path.c_str());
   CHECK(theirs == mine);
 }
@@ -102,14 +92,14 @@ TEST_CASE("unusable keys are refused with a clear message and no key material", 
 }
 
 TEST_CASE("small RSA and unsupported curves are not acceptable keys", "[key]") {
-  const std::string rsa1024 = Run("openssl genrsa 1024 2>/dev/null");
+  const std::string rsa1024 = RunCommand("openssl genrsa 1024 2>/dev/null");
   auto weak = PrivateKey::FromPem(rsa1024);
   REQUIRE(weak.ok());
   CHECK_THAT(CheckAcceptableKey(weak->get()).message(), Catch::Contains("too small"));
-  auto p521 = PrivateKey::FromPem(Run("openssl ecparam -name secp521r1 -genkey -noout 2>/dev/null"));
+  auto p521 = PrivateKey::FromPem(RunCommand("openssl ecparam -name secp521r1 -genkey -noout 2>/dev/null"));
   REQUIRE(p521.ok());
   CHECK_THAT(CheckAcceptableKey(p521->get()).message(), Catch::Contains("P-521"));
-  auto ed = PrivateKey::FromPem(Run("openssl genpkey -algorithm ED25519 2>/dev/null"));
+  auto ed = PrivateKey::FromPem(RunCommand("openssl genpkey -algorithm ED25519 2>/dev/null"));
   REQUIRE(ed.ok());
   CHECK_THAT(CheckAcceptableKey(ed->get()).message(), Catch::Contains("Ed25519"));
 }

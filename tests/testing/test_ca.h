@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <string>
+
 #include "pki/issue.h"
 
 namespace istioca::testing {
@@ -17,6 +20,18 @@ T Must(Result<T> r) {
   INFO(r.status().ToString());
   REQUIRE(r.ok());
   return std::move(r).value();
+}
+
+// Output of a shell command that must succeed (the openssl CLI as an independent peer).
+inline std::string RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  REQUIRE(pclose(p) == 0);
+  return out;
 }
 
 struct TestCa {
