@@ -1,5 +1,6 @@
 #include "ca/daemon.h"
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <fstream>
@@ -259,13 +260,7 @@ Status Daemon::Start() {
   }
   if (d.reloader) d.reloader->Start();
 
-  // Liveness and monitoring.
-  if (!o.liveness_probe_path.empty()) {
-    d.liveness = std::make_unique<LivenessProber>(*authority_, o.liveness_probe_path,
-                                                  o.liveness_probe_interval, o.probe_check_interval,
-                                                  d.metrics);
-    d.liveness->Start();
-  }
+  // Monitoring.
   if (o.monitoring_port != 0) {
     d.monitoring = std::make_unique<MonitoringServer>(d.metrics, [this] {
       Readiness r;
@@ -294,6 +289,22 @@ Status Daemon::Start() {
     log->info("started component name={}", c->Name());
     d.components.push_back(std::move(c));
   }
+  // Liveness, last: its check goes through the components (the gRPC server).
+  if (!o.liveness_probe_path.empty()) {
+    auto check = [this] {
+      const Duration timeout = std::clamp<Duration>(impl_->options.probe_check_interval,
+                                                    std::chrono::seconds(1), std::chrono::seconds(10));
+      RETURN_IF_ERROR(SelfCheck(*authority_, impl_->options.probe_check_interval));
+      for (const auto& c : impl_->components) {
+        if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
+      }
+      return OkStatus();
+    };
+    d.liveness = std::make_unique<LivenessProber>(check, o.liveness_probe_path,
+                                                  o.liveness_probe_interval, o.probe_check_interval,
+                                                  d.metrics);
+    d.liveness->Start();
+  }
   log->info("istio-ca started mode={} trust_domain={} ca={}",
             o.LocalMode() ? "local" : "kubernetes", o.trust_domain,
             o.self_signed_ca ? "self-signed" : "plugged-in");
@@ -320,9 +331,9 @@ void Daemon::Wait() {
   log->info("shutting down");
   // Reverse order of start. The controller finishes in-flight publications before returning,
   // and every publication is atomic, so nothing is left half-written.
+  if (d.liveness) d.liveness->Stop();  // before the components its check calls
   for (auto it = d.components.rbegin(); it != d.components.rend(); ++it) (*it)->Stop();
   if (d.monitoring) d.monitoring->Stop();
-  if (d.liveness) d.liveness->Stop();
   if (d.reloader) d.reloader->Stop();
   if (d.backends.leader) d.backends.leader->Stop();
   if (d.controller) d.controller->Stop();

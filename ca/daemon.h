@@ -125,6 +125,12 @@ class DaemonComponent {
   virtual void Stop() = 0;
   // Counted by /readyz.
   virtual bool Ready() const { return true; }
+  // Part of the periodic liveness self-check (--probe-check-interval): an error removes the
+  // liveness file. `timeout` bounds the check.
+  virtual Status LivenessCheck(Duration timeout) {
+    (void)timeout;
+    return OkStatus();
+  }
 };
 
 using BackendFactory = std::function<Result<Backends>(const DaemonOptions&, MetricsRegistry&)>;

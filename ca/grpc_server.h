@@ -109,6 +109,10 @@ class GrpcServer {
   int port_ = 0;
 };
 
+// The identity of the liveness self-check's gRPC call:
+// spiffe://<trust-domain>/ns/<storage-namespace>/sa/istio-ca-liveness.
+std::string LivenessIdentity(const DaemonOptions& options);
+
 // The daemon component (ca/daemon_parts.cc): serves on --grpc-port with the daemon's Authority
 // and TokenReviewer; nullptr when --grpc-port is 0.
 Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx);

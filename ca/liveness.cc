@@ -40,10 +40,10 @@ Status CheckProbeFile(const std::string& path, Duration interval, TimePoint now)
   return OkStatus();
 }
 
-LivenessProber::LivenessProber(const Authority& authority, std::string path,
+LivenessProber::LivenessProber(std::function<Status()> check, std::string path,
                                Duration touch_interval, Duration check_interval,
                                MetricsRegistry& metrics)
-    : authority_(authority),
+    : check_(std::move(check)),
       path_(std::move(path)),
       touch_interval_(touch_interval),
       check_interval_(check_interval),
@@ -53,7 +53,7 @@ LivenessProber::LivenessProber(const Authority& authority, std::string path,
 LivenessProber::~LivenessProber() { Stop(); }
 
 bool LivenessProber::RunOnce() {
-  Status s = SelfCheck(authority_, check_interval_);
+  Status s = check_();
   auto log = Logger("liveness");
   if (!s.ok()) {
     failures_.Inc();

@@ -1,14 +1,16 @@
 // ca/liveness.h — the liveness file (Istio's --liveness-probe-path mechanism).
 //
-// Every --probe-check-interval the CA issues itself a short-lived certificate through the same
-// Authority the controller uses and verifies it against the published roots. While the last
-// check passed, the file is touched every --liveness-probe-interval / 2; when a check fails it
-// is removed, and on shutdown too. `istio-ca probe --probe-path F --interval D` (the exec probe)
-// exits 0 iff F was touched within D. Istio's checker also sent the CSR over its own gRPC port;
-// this one signs in-process, so a dead gRPC server is the gRPC component's readiness concern.
+// Every --probe-check-interval the daemon runs its check (ca/daemon.cc): the CA issues itself a
+// short-lived certificate through the same Authority the controller uses and verifies it against
+// the published roots; then, when --grpc-port is on, a CSR goes over TLS to the CA's own gRPC
+// port, as Istio's checker did (GrpcServer::SelfCheck), so a wedged gRPC server fails liveness.
+// While the last check passed, the file is touched every --liveness-probe-interval / 2; when a
+// check fails it is removed, and on shutdown too. `istio-ca probe --probe-path F --interval D`
+// (the exec probe) exits 0 iff F was touched within D.
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,7 +30,8 @@ Status CheckProbeFile(const std::string& path, Duration interval, TimePoint now)
 
 class LivenessProber {
  public:
-  LivenessProber(const Authority& authority, std::string path, Duration touch_interval,
+  // `check` is the self-check run every `check_interval`; an error removes the file.
+  LivenessProber(std::function<Status()> check, std::string path, Duration touch_interval,
                  Duration check_interval, MetricsRegistry& metrics);
   ~LivenessProber();
   void Start();
@@ -37,7 +40,7 @@ class LivenessProber {
   bool RunOnce();
 
  private:
-  const Authority& authority_;
+  const std::function<Status()> check_;
   const std::string path_;
   const Duration touch_interval_;
   const Duration check_interval_;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -65,10 +66,12 @@ struct Run {
 class Serve {
  public:
   Serve(const TempDir& dir, std::vector<std::string> extra = {}) : dir_(dir), port_(FreePort()) {
-    std::vector<std::string> args = {
-        ISTIOCA_BINARY,    "serve", "--local-dir",       dir.path(),
-        "--grpc-port",     "0",     "--monitoring-port", std::to_string(port_),
-        "--resync-period", "1s"};
+    std::vector<std::string> args = {ISTIOCA_BINARY,      "serve", "--local-dir",
+                                     dir.path(),          "--monitoring-port",
+                                     std::to_string(port_), "--resync-period", "1s"};
+    if (std::find(extra.begin(), extra.end(), "--grpc-port") == extra.end()) {
+      args.insert(args.end(), {"--grpc-port", "0"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     log_ = dir.path() + "/daemon.log." + std::to_string(counter_++);
     pid_ = fork();
@@ -273,6 +276,33 @@ TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("probe file"));
   CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "soon"}).exit_code == 2);
+}
+
+// Istio's liveness checker sent a CSR to its own gRPC port; so does ours. The only HandleCSR
+// caller in this test is the self-check, so a successful HandleCSR on /metrics proves the
+// probe file is fed through the gRPC server.
+TEST_CASE("serve: the liveness self-check goes through the gRPC server", "[serve][e2e]") {
+  TempDir d;
+  const std::string probe = d / "liveness";
+  Serve s(d, {"--grpc-port", std::to_string(FreePort()), "--liveness-probe-path", probe,
+              "--liveness-probe-interval", "2s", "--probe-check-interval", "1s"});
+  REQUIRE(WaitFor([&] { return fs::exists(probe); }, 10000ms));
+  const std::string handled =
+      "grpc_server_handled_total{grpc_service=\"istio.v1.auth.IstioCAService\","
+      "grpc_method=\"HandleCSR\",grpc_type=\"unary\",grpc_code=\"OK\"} ";
+  auto count = [&]() -> double {
+    auto m = s.Get("/metrics");
+    if (!m) return -1;
+    const size_t at = m->body.find(handled);
+    return at == std::string::npos ? 0 : std::stod(m->body.substr(at + handled.size()));
+  };
+  CHECK(WaitFor([&] { return count() >= 1; }));
+  // And it keeps going: a second check within the next interval.
+  const double first = count();
+  CHECK(WaitFor([&] { return count() > first; }, 5000ms));
+  CHECK_THAT(s.Log(), !Catch::Contains("self-check failed"));
+  CHECK(s.Stop() == 0);
+  CHECK_FALSE(fs::exists(probe));
 }
 
 TEST_CASE("serve: bad flag values are one line and exit 2, before anything starts",
