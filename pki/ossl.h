@@ -7,6 +7,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -46,6 +47,7 @@ ISTIOCA_OSSL_FREE(AUTHORITY_KEYID, AUTHORITY_KEYID_free);
 ISTIOCA_OSSL_FREE(SSL_CTX, SSL_CTX_free);
 ISTIOCA_OSSL_FREE(SSL, SSL_free);
 ISTIOCA_OSSL_FREE(PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free);
+ISTIOCA_OSSL_FREE(EC_GROUP, EC_GROUP_free);
 #undef ISTIOCA_OSSL_FREE
 
 template <class T>

@@ -1,3 +1,5 @@
+#include <openssl/core_names.h>
+
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -225,4 +227,24 @@ TEST_CASE("hostile CSR structures are refused", "[csr]") {
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.status().message(), Catch::Contains("repeats"));
   }
+}
+
+TEST_CASE("a CSR whose EC public key is not a point on its curve is refused by name", "[csr]") {
+  const KeyType type = GENERATE(KeyType::kEcP256, KeyType::kEcP384);
+  auto key = Must(PrivateKey::Generate(type));
+  std::string der = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).Der();
+  unsigned char point[200];
+  size_t len = 0;
+  REQUIRE(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                          sizeof point, &len) == 1);
+  const size_t at = der.find(std::string(reinterpret_cast<char*>(point), len));
+  REQUIRE(at != std::string::npos);
+  der[at + len - 1] ^= 0x01;  // y + 1 (or - 1): off the curve
+  auto r = Csr::FromDer(der);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(r.status().message(), Catch::Contains("not a valid point"));
+  // The untouched CSR of the same curve still parses afterwards (the per-curve template is intact).
+  auto again = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""}));
+  CHECK(SamePublicKey(Must(Csr::FromDer(again.Der())).PublicKey(), key.get()));
 }
