@@ -12,8 +12,11 @@
 // Without RATE each connection calls back to back (maximum throughput); with RATE the calls
 // are scheduled at RATE per second in total and latency counts from the scheduled time, so a
 // server that falls behind shows it (no coordinated omission).
-// Output: one line "calls=… errors=… rate=…/s p50_ms=… p99_ms=…".
+// Output: one line "calls=… errors=… rate=…/s p50_ms=… p99_ms=… client_cpu_us=…", the last
+// being this load generator's own CPU time (user + system) per successful call: on a machine
+// where client and server share the cores, it is what the client takes from the server.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 #include <httplib.h>
 
 #include <algorithm>
@@ -94,6 +97,13 @@ int Serve(const std::string& dir, int n) {
   return 0;
 }
 
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 struct Stats {
   std::vector<double> latencies_ms;
   int64_t errors = 0;
@@ -137,10 +147,12 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
     });
   }
   while (ready.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const double cpu_before = ProcessCpuSeconds();
   start = Steady::now();
   go.store(true);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Steady::now() - start).count();
+  const double cpu = ProcessCpuSeconds() - cpu_before;
   std::vector<double> all;
   int64_t errors = 0;
   std::string first_error;
@@ -151,8 +163,9 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
   }
   std::sort(all.begin(), all.end());
   auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
-  std::printf("calls=%zu errors=%lld rate=%.1f/s p50_ms=%.3f p99_ms=%.3f\n", all.size(),
-              static_cast<long long>(errors), all.size() / elapsed, pct(0.50), pct(0.99));
+  std::printf("calls=%zu errors=%lld rate=%.1f/s p50_ms=%.3f p99_ms=%.3f client_cpu_us=%.0f\n",
+              all.size(), static_cast<long long>(errors), all.size() / elapsed, pct(0.50),
+              pct(0.99), all.empty() ? 0.0 : 1e6 * cpu / static_cast<double>(all.size()));
   if (!first_error.empty()) std::fprintf(stderr, "first error: %s\n", first_error.c_str());
   return all.empty() ? 1 : 0;
 }
