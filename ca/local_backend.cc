@@ -10,25 +10,12 @@
 #include <filesystem>
 
 #include "base/log.h"
+#include "ca/files.h"
 
 namespace istioca::ca {
 namespace {
 
 namespace fs = std::filesystem;
-
-Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
-  const std::string detail = path + ": " + std::strerror(err);
-  switch (err) {
-    case ENOENT: return NotFound(what + " failed: not found", detail);
-    case EEXIST:
-    case ENOTEMPTY: return Status(Code::kAlreadyExists, what + " failed: already exists", detail);
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return Status(Code::kPermissionDenied, what + " failed: " + std::strerror(err), detail);
-    default: return Unavailable(what + " failed: " + std::strerror(err), detail);
-  }
-}
 
 bool IsLabel(std::string_view s) {
   if (s.empty() || s.size() > 63) return false;
@@ -38,71 +25,6 @@ bool IsLabel(std::string_view s) {
     if (!alnum(c) && c != '-') return false;
   }
   return true;
-}
-
-// Entries of a directory, without "." and "..". Empty on error.
-std::vector<std::pair<std::string, unsigned char>> ReadDir(const std::string& path) {
-  std::vector<std::pair<std::string, unsigned char>> out;
-  DIR* d = opendir(path.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    unsigned char type = e->d_type;
-    if (type == DT_UNKNOWN) {
-      struct stat st;
-      if (lstat((path + "/" + e->d_name).c_str(), &st) == 0) {
-        type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
-      }
-    }
-    out.emplace_back(std::string(name), type);
-  }
-  closedir(d);
-  return out;
-}
-
-Result<std::string> ReadLink(const std::string& path) {
-  char buf[4096];
-  const ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n < 0) return ErrnoStatus("readlink", path, errno);
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-Status WriteNewFile(const std::string& path, std::string_view data, int mode) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoStatus("creating file", path, errno);
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      unlink(path.c_str());
-      return ErrnoStatus("writing file", path, err);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0) return ErrnoStatus("closing file", path, errno);
-  return OkStatus();
-}
-
-// Replaces (or creates) a symlink atomically: a temporary link renamed over the name.
-Status ReplaceSymlink(const std::string& target, const std::string& link) {
-  const std::string tmp = link + ".tmp";
-  unlink(tmp.c_str());
-  if (symlink(target.c_str(), tmp.c_str()) != 0) return ErrnoStatus("symlink", tmp, errno);
-  if (rename(tmp.c_str(), link.c_str()) != 0) {
-    const int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus("rename", link, err);
-  }
-  return OkStatus();
-}
-
-void RemoveAll(const std::string& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
 }
 
 const char* const kFiles[] = {kCertChainKey, kPrivateKeyKey, kRootCertKey};
@@ -115,44 +37,6 @@ void RemoveGeneration(const std::string& path) {
 }
 
 }  // namespace
-
-Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("reading " + path, path, errno);
-  std::string out;
-  char buf[16384];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus("reading " + path, path, err);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > max_bytes) {
-      close(fd);
-      return InvalidArgument("file " + path + " is larger than " + std::to_string(max_bytes) +
-                             " bytes");
-    }
-  }
-  close(fd);
-  return out;
-}
-
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp =
-      path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
-  RETURN_IF_ERROR(WriteNewFile(tmp, data, mode));
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus("renaming into place", path, err);
-  }
-  return OkStatus();
-}
 
 bool ValidNamespaceName(std::string_view name) { return IsLabel(name); }
 

@@ -33,13 +33,10 @@
 
 #include "base/status.h"
 #include "ca/controller.h"
+#include "ca/files.h"
 
 namespace istioca::ca {
 
-// File helpers shared by the local stores.
-Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 1 << 20);
-// Writes via a temporary file in the same directory and rename(2); `mode` applies from creation.
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 // Kubernetes names: a namespace is an RFC 1123 label (≤ 63), a service account an RFC 1123
 // subdomain (≤ 253).
 bool ValidNamespaceName(std::string_view name);

@@ -9,10 +9,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "base/log.h"
+#include "ca/files.h"
 #include "istio/v1/auth/ca_service.grpc.pb.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
@@ -35,40 +37,30 @@ Duration RetryBackoff(int failures, Duration initial, Duration max, double jitte
   return std::chrono::duration_cast<Duration>(d * (1.0 - 0.2 * std::clamp(jitter, 0.0, 1.0)));
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& data, int mode) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Unavailable("cannot write " + path, std::strerror(errno));
-  ::fchmod(fd, mode);  // the umask must not widen or narrow the mode
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Unavailable("cannot write " + path, std::strerror(errno));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot write " + path, std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Unavailable("cannot replace " + path, std::strerror(errno));
-  }
-  return OkStatus();
-}
-
 namespace {
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Key and chain (and the roots, when they share the directory) as one unit: PublishTogether's
+// ..data swap. Files in different directories are each replaced atomically, key first; a reader
+// may then briefly see the new key with the old chain.
+Status WriteFiles(const NodeAgentOptions& o, const std::string& key_pem,
+                  const std::string& chain_pem, const std::string& roots_pem, bool roots_changed) {
+  const std::filesystem::path key(o.key), chain(o.cert_chain), roots(o.root_cert);
+  if (key.parent_path() == chain.parent_path() && key.filename() != chain.filename()) {
+    std::vector<FileToPublish> files = {{key.filename(), key_pem, 0600},
+                                        {chain.filename(), chain_pem, 0644}};
+    const bool roots_together = roots.parent_path() == key.parent_path() &&
+                                roots.filename() != key.filename() &&
+                                roots.filename() != chain.filename();
+    if (roots_together) files.push_back({roots.filename(), roots_pem, 0644});
+    const std::string dir = key.parent_path().empty() ? "." : key.parent_path().string();
+    RETURN_IF_ERROR(PublishTogether(dir, files, /*durable=*/true));
+    if (roots_together || !roots_changed) return OkStatus();
+  } else {
+    RETURN_IF_ERROR(WriteFileAtomic(o.key, key_pem, 0600, /*durable=*/true));
+    RETURN_IF_ERROR(WriteFileAtomic(o.cert_chain, chain_pem, 0644, /*durable=*/true));
+    if (!roots_changed) return OkStatus();
+  }
+  return WriteFileAtomic(o.root_cert, roots_pem, 0644, /*durable=*/true);
 }
 
 std::string Trim(std::string s) {
@@ -86,8 +78,8 @@ struct CurrentFiles {
 
 // The current certificate and key, if they are readable and belong together.
 std::optional<CurrentFiles> ReadCurrent(const NodeAgentOptions& o) {
-  auto chain_pem = ReadFile(o.cert_chain);
-  auto key_pem = ReadFile(o.key);
+  auto chain_pem = ReadFileToString(o.cert_chain);
+  auto key_pem = ReadFileToString(o.key);
   if (!chain_pem.ok() || !key_pem.ok()) return std::nullopt;
   auto chain = pki::Certificate::ParsePemChain(*chain_pem);
   auto key = pki::PrivateKey::FromPem(*key_pem);
@@ -171,7 +163,7 @@ Status NodeAgent::RenewNow() {
 
 Status NodeAgent::RenewImpl() {
   const TimePoint now = clock_.Now();
-  ASSIGN_OR_RETURN(std::string roots_pem, ReadFile(options_.root_cert));
+  ASSIGN_OR_RETURN(std::string roots_pem, ReadFileToString(options_.root_cert));
   ASSIGN_OR_RETURN(std::vector<pki::Certificate> roots, pki::Certificate::ParsePemChain(roots_pem));
 
   grpc::SslCredentialsOptions tls;
@@ -188,7 +180,7 @@ Status NodeAgent::RenewImpl() {
   }
   std::string token;
   if (!options_.token_file.empty()) {
-    ASSIGN_OR_RETURN(std::string t, ReadFile(options_.token_file));
+    ASSIGN_OR_RETURN(std::string t, ReadFileToString(options_.token_file));
     token = Trim(std::move(t));
   }
   if (tls.pem_cert_chain.empty() && token.empty()) {
@@ -259,11 +251,8 @@ Status NodeAgent::RenewImpl() {
                        verified.status().ToString());
   }
 
-  RETURN_IF_ERROR(WriteFileAtomically(options_.key, key.ToPem(), 0600));
-  RETURN_IF_ERROR(WriteFileAtomically(options_.cert_chain, chain_pem, 0644));
-  if (!new_roots_pem.empty() && new_roots_pem != roots_pem) {
-    RETURN_IF_ERROR(WriteFileAtomically(options_.root_cert, new_roots_pem, 0644));
-  }
+  const std::string& roots_out = new_roots_pem.empty() ? roots_pem : new_roots_pem;
+  RETURN_IF_ERROR(WriteFiles(options_, key.ToPem(), chain_pem, roots_out, roots_out != roots_pem));
   Logger("node-agent")
       ->info("certificate renewed serial={} not_after={} identity={}", leaf.SerialHex(),
              FormatRfc3339(leaf.NotAfter()), leaf.UriSans().empty() ? "-" : leaf.UriSans()[0]);

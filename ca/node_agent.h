@@ -3,10 +3,13 @@
 // Each renewal generates a fresh key, sends a CSR to the CA over TLS (server verified with
 // --root-cert), authenticated by the current certificate (mTLS) when it is still valid, and by
 // the bearer token in --token-file when one is given. The response is checked (the leaf holds
-// our key, chains to the roots, is valid now) before anything is written. Files are written
-// atomically (temp + rename; key 0600); with the modern API the root bundle the CA returns is
-// written too. A reader may briefly see the new key with the old chain between the two
-// renames; there is no way to swap two named files at once.
+// our key, chains to the roots, is valid now) before anything is written. When key and chain
+// share a directory (the /etc/certs default) they are published as one unit, as a Secret volume
+// is: a new ..g<n>/ directory written in full and fsynced, then one rename of the ..data
+// symlink; key.pem, cert-chain.pem (and root-cert.pem when it is there too) are links through
+// ..data. A crash leaves the previous pair. In different directories each file is replaced
+// atomically, key first (a reader may briefly see the new key with the old chain). Key 0600.
+// With the modern API the root bundle the CA returns is written too.
 //
 // Timing is decided by pure functions: renew at 45-50% of the certificate's lifetime (jittered
 // so a fleet does not renew in lockstep), retry failures with capped exponential backoff.
@@ -73,7 +76,5 @@ class NodeAgent {
   TimePoint renew_at_{};
 };
 
-// Writes `data` to `path` through a temp file in the same directory, fsync and rename.
-Status WriteFileAtomically(const std::string& path, const std::string& data, int mode);
 
 }  // namespace istioca::ca

@@ -166,14 +166,55 @@ TEST_CASE("node agent without any credential fails without touching files, and r
   CHECK_FALSE(fs::exists(f.dir / "key.pem"));
 }
 
-TEST_CASE("atomic write replaces the file with the requested mode", "[node-agent]") {
-  fs::path p = fs::temp_directory_path() / ("atomic-" + std::to_string(::getpid()));
-  REQUIRE(ca::WriteFileAtomically(p.string(), "one", 0600).ok());
-  REQUIRE(ca::WriteFileAtomically(p.string(), "two", 0600).ok());
-  CHECK(Slurp(p) == "two");
-  CHECK((fs::status(p).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
-  fs::remove(p);
-  CHECK_FALSE(ca::WriteFileAtomically("/nonexistent-dir/x", "y", 0600).ok());
+TEST_CASE("node agent publishes key, chain and roots as one unit through ..data", "[node-agent]") {
+  AgentFixture f;
+  ca::NodeAgent agent = f.Agent();
+  agent.Step();
+  REQUIRE(agent.consecutive_failures() == 0);
+  const fs::path data = f.dir / "..data";
+  for (const char* name : {"key.pem", "cert-chain.pem", "root-cert.pem"}) {
+    INFO(name);
+    REQUIRE(fs::is_symlink(f.dir / name));  // root-cert.pem was a regular file: replaced by a link
+    CHECK(fs::read_symlink(f.dir / name) == fs::path("..data") / name);
+  }
+  const fs::path first_gen = fs::read_symlink(data);
+  CHECK((fs::status(f.dir / "key.pem").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+
+  f.options.token_file.clear();
+  const pki::Certificate leaf = f.Leaf();
+  f.clock.Set(ca::RenewalTime(leaf.NotBefore(), leaf.NotAfter(), 0.0) + 1s);
+  ca::NodeAgent renew = f.Agent();
+  renew.Step();
+  REQUIRE(renew.consecutive_failures() == 0);
+  // One swap: a new generation holding a matching pair, and the old one gone.
+  const fs::path gen = fs::read_symlink(data);
+  CHECK(gen != first_gen);
+  CHECK_FALSE(fs::exists(f.dir / first_gen));
+  int generations = 0;
+  for (const auto& e : fs::directory_iterator(f.dir)) {
+    generations += e.is_directory() && !e.is_symlink() && e.path().filename().string().rfind("..g", 0) == 0;
+  }
+  CHECK(generations == 1);
+  auto key = Must(pki::PrivateKey::FromPem(Slurp(f.dir / gen / "key.pem")));
+  auto chain = Must(pki::Certificate::ParsePemChain(Slurp(f.dir / gen / "cert-chain.pem")));
+  CHECK(pki::SamePublicKey(key.get(), chain.front().PublicKey()));
+  CHECK_FALSE(chain.front() == leaf);
+}
+
+TEST_CASE("node agent with key and chain in different directories replaces each file", "[node-agent]") {
+  AgentFixture f;
+  fs::create_directories(f.dir / "private");
+  f.options.key = (f.dir / "private" / "key.pem").string();
+  ca::NodeAgent agent = f.Agent();
+  agent.Step();
+  INFO(agent.last_error().ToString());
+  REQUIRE(agent.consecutive_failures() == 0);
+  CHECK(fs::is_regular_file(fs::symlink_status(f.dir / "private" / "key.pem")));
+  CHECK(fs::is_regular_file(fs::symlink_status(f.dir / "cert-chain.pem")));
+  CHECK_FALSE(fs::exists(f.dir / "..data"));
+  auto key = Must(pki::PrivateKey::FromPem(Slurp(f.dir / "private" / "key.pem")));
+  CHECK(pki::SamePublicKey(key.get(), f.Leaf().PublicKey()));
 }
 
 }  // namespace
