@@ -8,6 +8,7 @@
 
 #include "base/time.h"
 #include "pki/issue.h"
+#include "pki/pem.h"
 
 namespace istioca::fakeapi {
 namespace {
@@ -959,21 +960,7 @@ Result<TestTls> MakeTestTls() {
 
 std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,
                            const std::string& token) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string b64;
-  size_t i = 0;
-  for (; i + 2 < ca_pem.size(); i += 3) {
-    uint32_t v =
-        (uint8_t(ca_pem[i]) << 16) | (uint8_t(ca_pem[i + 1]) << 8) | uint8_t(ca_pem[i + 2]);
-    b64 += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-  }
-  if (i + 1 == ca_pem.size()) {
-    uint32_t v = uint8_t(ca_pem[i]) << 16;
-    b64 += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == ca_pem.size()) {
-    uint32_t v = (uint8_t(ca_pem[i]) << 16) | (uint8_t(ca_pem[i + 1]) << 8);
-    b64 += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
-  }
+  const std::string b64 = pki::Base64Encode(ca_pem);
   std::string y =
       "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: " + server +
       "\n";

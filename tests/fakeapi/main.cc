@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   double error_rate = 0;
   int latency_ms = 0, bookmark_ms = 5000;
   bool plain = false;
+  std::vector<std::string> reviewable;
   app.add_option("--port", port, "port to listen on (0: any)");
   app.add_option("--kubeconfig-out", kubeconfig_out, "write a kubeconfig for the admin token here")
       ->required();
@@ -35,6 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--latency-ms", latency_ms, "added latency per request");
   app.add_option("--bookmark-interval-ms", bookmark_ms, "bookmark period on watches");
   app.add_flag("--plain-http", plain, "serve HTTP instead of HTTPS");
+  app.add_option("--reviewable-token", reviewable,
+                 "TOKEN=NS/SA: TokenReview accepts TOKEN as that service account (audience "
+                 "istio-ca); repeatable");
   CLI11_PARSE(app, argc, argv);
 
   FakeApiOptions options;
@@ -64,6 +68,18 @@ int main(int argc, char** argv) {
       sa["metadata"]["name"] = "sa-" + std::to_string(a);
       s.Put("serviceaccounts", "ns-" + std::to_string(n), sa);
     }
+  }
+  for (const std::string& r : reviewable) {
+    const size_t eq = r.find('='), slash = r.find('/', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || eq == 0 || slash == std::string::npos) {
+      std::cerr << "fake-apiserver: --reviewable-token wants TOKEN=NS/SA, got \"" << r << "\"\n";
+      return 2;
+    }
+    const std::string ns = r.substr(eq + 1, slash - eq - 1), sa = r.substr(slash + 1);
+    s.AddReviewableToken(r.substr(0, eq),
+                         TokenIdentity{"system:serviceaccount:" + ns + ":" + sa, "uid-" + ns + "-" + sa,
+                                       {"system:serviceaccounts", "system:serviceaccounts:" + ns},
+                                       {"istio-ca"}});
   }
   s.SetErrorRate(error_rate);
   s.SetLatency(std::chrono::milliseconds(latency_ms));

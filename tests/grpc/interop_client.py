@@ -14,6 +14,7 @@ DIR holds root-cert.pem, and for mTLS cert-chain.pem + key.pem of a workload ide
 import argparse
 import base64
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -192,7 +193,7 @@ def check_chain(what, pems, roots_pem, key, want_uri):
         check(False, what + ": chain verifies to the root (" + str(e) + ")")
 
 
-def run(address, d, token, issued_count):
+def run(address, d, token, issued_count, token_identity=None):
     root = open(os.path.join(d, "root-cert.pem"), "rb").read()
     has_cert = os.path.exists(os.path.join(d, "key.pem"))
     ident = ALICE
@@ -229,7 +230,7 @@ def run(address, d, token, issued_count):
         ns, sa = token.split(":")[1:3] if token.startswith("token:") else ("", "")
         csr, key = make_csr()
         resp = anon.create(csr, 0, token=token)
-        want = "spiffe://cluster.local/ns/%s/sa/%s" % (ns, sa) if ns else None
+        want = token_identity or ("spiffe://cluster.local/ns/%s/sa/%s" % (ns, sa) if ns else None)
         if want:
             check_chain("modern/bearer", list(resp.cert_chain), root, key, want)
             csr, key = make_csr([want])
@@ -308,6 +309,85 @@ def run_daemon(binary):
             print(open(os.path.join(d, "daemon.log")).read()[-3000:])
 
 
+def kube_get(kubeconfig, path):
+    """GET path from the API server of a kubeconfig written by fake-apiserver (TLS verified
+    with its CA, bearer token); the JSON body, or None on 404."""
+    import base64
+    import json
+    import re
+    import ssl
+    import urllib.error
+    import urllib.request
+    text = open(kubeconfig).read()
+    server = re.search(r"server: (\S+)", text).group(1)
+    ca = base64.b64decode(re.search(r"certificate-authority-data: (\S+)", text).group(1)).decode()
+    token = re.search(r"token: (\S+)", text).group(1)
+    ctx = ssl.create_default_context(cadata=ca)
+    ctx.check_hostname = False  # the fake server's certificate is for 127.0.0.1 by IP
+    req = urllib.request.Request(server + path, headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def run_kube(binary, fakeapi):
+    """Kubernetes mode end to end: the daemon against the fake API server. A service account's
+    JWT (checked by TokenReview on the fake API server) gets certificates from both APIs; the
+    secret the daemon wrote for that service account then authenticates mTLS and the hostile
+    table."""
+    import base64
+    import secrets
+    import signal
+    with tempfile.TemporaryDirectory() as d:
+        kubeconfig = os.path.join(d, "kubeconfig")
+        jwt = "eyJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(24) + ".sig"
+        fa = subprocess.Popen([fakeapi, "--kubeconfig-out", kubeconfig, "--namespaces", "1",
+                               "--service-accounts-per-namespace", "1",
+                               "--reviewable-token", jwt + "=ns-0/sa-0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = fa.stdout.readline()
+        check("listening on" in line, "fake API server started (" + line.strip() + ")")
+        port = free_port()
+        log = open(os.path.join(d, "daemon.log"), "w")
+        p = subprocess.Popen([binary, "serve", "--kube-config", kubeconfig, "--grpc-port", str(port),
+                              "--monitoring-port", "0"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            secret = None
+            # Waiting on other processes' progress, bounded; not a timing assumption.
+            for _ in range(300):
+                secret = kube_get(kubeconfig, "/api/v1/namespaces/ns-0/secrets/istio.sa-0")
+                if secret or p.poll() is not None:
+                    break
+                time.sleep(0.1)
+            check(secret is not None, "kube: the daemon wrote ns-0/istio.sa-0 to the API server")
+            if secret:
+                files = os.path.join(d, "secret")
+                os.makedirs(files)
+                for k in ("root-cert.pem", "cert-chain.pem", "key.pem"):
+                    open(os.path.join(files, k), "wb").write(base64.b64decode(secret["data"][k]))
+                for _ in range(300):  # the gRPC port opens once the CA is loaded
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                run("127.0.0.1:%d" % port, files, jwt, lambda: None,
+                    token_identity="spiffe://cluster.local/ns/ns-0/sa/sa-0")
+            check(p.poll() is None, "kube: daemon still running after the hostile table")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+            fa.send_signal(signal.SIGTERM)
+            fa.wait(timeout=30)
+        check(p.returncode == 0, "kube: daemon clean exit on SIGTERM")
+        if FAILURES:
+            print(open(os.path.join(d, "daemon.log")).read()[-3000:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server")
@@ -315,8 +395,12 @@ def main():
     ap.add_argument("--dir")
     ap.add_argument("--token")
     ap.add_argument("--daemon", help="istio-ca binary: run `serve --local-dir` and test it")
+    ap.add_argument("--kube", help="istio-ca binary: run `serve --kube-config` against --fakeapi")
+    ap.add_argument("--fakeapi", help="the fake-apiserver binary (with --kube)")
     a = ap.parse_args()
-    if a.daemon:
+    if a.kube:
+        run_kube(a.kube, a.fakeapi)
+    elif a.daemon:
         run_daemon(a.daemon)
     elif a.server:
         with tempfile.TemporaryDirectory() as d:
