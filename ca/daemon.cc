@@ -294,7 +294,10 @@ Status Daemon::Start() {
     auto check = [this] {
       const Duration timeout = std::clamp<Duration>(impl_->options.probe_check_interval,
                                                     std::chrono::seconds(1), std::chrono::seconds(10));
-      RETURN_IF_ERROR(SelfCheck(*authority_, impl_->options.probe_check_interval));
+      // At least a minute: certificate times have whole seconds, so a self-issued certificate
+      // with a sub-second TTL would already be expired when verified.
+      RETURN_IF_ERROR(SelfCheck(*authority_, std::max<Duration>(impl_->options.probe_check_interval,
+                                                                std::chrono::minutes(1))));
       for (const auto& c : impl_->components) {
         if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
       }
