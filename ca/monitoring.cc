@@ -51,6 +51,9 @@ MonitoringServer::MonitoringServer(MetricsRegistry& metrics, std::function<Readi
 MonitoringServer::~MonitoringServer() { Stop(); }
 
 Status MonitoringServer::Start(const std::string& host, int port) {
+  // One request per connection: httplib lets an idle keep-alive connection hold Stop() for its
+  // whole keep-alive timeout (5 s), so a scraper's open connection delayed SIGTERM by 5 s.
+  server_->set_keep_alive_max_count(1);
   if (port == 0) {
     port_ = server_->bind_to_any_port(host);
     if (port_ <= 0) return Unavailable("cannot bind the monitoring port on " + host);

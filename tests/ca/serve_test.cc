@@ -230,6 +230,21 @@ TEST_CASE("serve: /metrics has Istio's names and passes promtool", "[serve][e2e]
   CHECK_THAT(v->body, Catch::Contains("istio-ca"));
 }
 
+TEST_CASE("serve: an open monitoring connection does not hold up shutdown", "[serve][e2e]") {
+  TempDir d;
+  Serve s(d);
+  REQUIRE(s.WaitReady());
+  httplib::Client scraper("127.0.0.1", s.port());
+  scraper.set_keep_alive(true);  // as Prometheus: the connection stays open between scrapes
+  auto r = scraper.Get("/metrics");
+  REQUIRE(r);
+  CHECK(r->get_header_value("Connection") == "close");
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(s.Stop() == 0);
+  // httplib's keep-alive timeout is 5 s; a clean stop is far below it.
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+}
+
 TEST_CASE("serve: a restart keeps the root and the published secrets", "[serve][e2e]") {
   TempDir d;
   WriteFile(d / "serviceaccounts/default/web", "");
