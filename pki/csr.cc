@@ -116,6 +116,8 @@ UniquePtr<EVP_PKEY> FromParams(const char* type, OSSL_PARAM* params) {
 // the group from its name on every import (Montgomery setup, a modular inverse): a sixth of the
 // whole CSR→certificate pipeline under perf. EVP_PKEY_dup copies the built group instead.
 EVP_PKEY* CurveTemplate(int curve) {
+  // Plain pointers with static storage: reachable until exit, never freed (like OpenSSL's own
+  // built-in tables), so no destructor can run after a thread still using them.
   static std::once_flag once;
   static EVP_PKEY* templates[3] = {};
   static const int kCurves[3] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
