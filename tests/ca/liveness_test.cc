@@ -11,23 +11,16 @@
 
 #include "ca/daemon.h"
 #include "tests/ca/temp_dir.h"
+#include "tests/testing/wait.h"
 
 using namespace istioca;
 using namespace std::chrono_literals;
 using istioca::testing::ReadAll;
 using istioca::testing::TempDir;
+using istioca::testing::WaitFor;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
 
 // A component whose liveness the test decides.
 class SwitchComponent final : public ca::DaemonComponent {

@@ -25,6 +25,7 @@
 #include "pki/key.h"
 #include "pki/verify.h"
 #include "tests/ca/temp_dir.h"
+#include "tests/testing/wait.h"
 #include "tests/testing/test_ca.h"
 
 using namespace istioca;
@@ -32,6 +33,7 @@ using namespace std::chrono_literals;
 using istioca::testing::Must;
 using istioca::testing::ReadAll;
 using istioca::testing::TempDir;
+using istioca::testing::WaitFor;
 using istioca::testing::WriteFile;
 namespace fs = std::filesystem;
 
@@ -47,15 +49,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
 }
 
 struct Run {
