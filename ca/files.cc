@@ -163,14 +163,26 @@ Status PublishTogether(const std::string& dir, const std::vector<FileToPublish>&
     RemoveAll(gen_path);
     return s;
   }
+  // Repair the per-file links (created on first publication, or removed or replaced since).
   for (const FileToPublish& f : files) {
     const std::string want = std::string(kDataLink) + "/" + f.name;
-    auto link = ReadLink(dir + "/" + f.name);
+    const std::string path = dir + "/" + f.name;
+    auto link = ReadLink(path);
     if (link.ok() && *link == want) continue;
-    RETURN_IF_ERROR(ReplaceSymlink(want, dir + "/" + f.name));
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) RemoveAll(path);  // rename cannot replace it
+    RETURN_IF_ERROR(ReplaceSymlink(want, path));
   }
+  // Old generations (and orphans of an interrupted publication) go only after the swap.
   for (const auto& [name, type] : ReadDir(dir)) {
-    if (type == DT_DIR && name.rfind("..g", 0) == 0 && name != gen) RemoveAll(dir + "/" + name);
+    if (name.rfind("..", 0) != 0 || name == kDataLink || name == gen) continue;
+    const std::string path = dir + "/" + name;
+    if (type != DT_DIR) {
+      unlink(path.c_str());
+      continue;
+    }
+    for (const FileToPublish& f : files) unlink((path + "/" + f.name).c_str());
+    if (rmdir(path.c_str()) != 0 && errno != ENOENT) RemoveAll(path);
   }
   return OkStatus();
 }

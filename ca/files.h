@@ -36,7 +36,9 @@ void RemoveAll(const std::string& path);
 //   DIR/<name> -> ..data/<name>         created once (a regular file there is replaced)
 //   DIR/..g<unique>/<name>              the new files, written in full before the swap
 // A reader that resolves ..data once sees either every old file or every new one, and a crash
-// leaves the previous set published. Older ..g* generations are removed after the swap.
+// leaves the previous set published. Missing or replaced per-file links are repaired, and every
+// other ..* entry (older generations, orphans of an interrupted publication) is removed after
+// the swap.
 struct FileToPublish {
   std::string name;  // a plain file name, no '/'
   std::string data;

@@ -30,10 +30,10 @@ bool IsLabel(std::string_view s) {
 const char* const kFiles[] = {kCertChainKey, kPrivateKeyKey, kRootCertKey};
 constexpr const char* kDataLink = "..data";
 
-// Removes a generation directory: its three files and itself, with a general fallback.
-void RemoveGeneration(const std::string& path) {
-  for (const char* f : kFiles) unlink((path + "/" + f).c_str());
-  if (rmdir(path.c_str()) != 0 && errno != ENOENT) RemoveAll(path);
+std::vector<FileToPublish> SecretFiles(const WorkloadSecret& secret) {
+  return {{kCertChainKey, secret.cert_chain_pem, 0644},
+          {kPrivateKeyKey, secret.key_pem, 0600},
+          {kRootCertKey, secret.root_cert_pem, 0644}};
 }
 
 }  // namespace
@@ -279,26 +279,6 @@ Result<WorkloadSecret> LocalSecretStore::Get(const ServiceAccountKey& key) const
   return out;
 }
 
-Result<std::string> LocalSecretStore::WriteGeneration(const std::string& secret_dir,
-                                                      const WorkloadSecret& secret) {
-  const std::string gen = "..g" + std::to_string(getpid()) + "." +
-                          std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count()) +
-                          "." + std::to_string(counter_++);
-  const std::string path = secret_dir + "/" + gen;
-  if (mkdir(path.c_str(), 0755) != 0) return ErrnoStatus("mkdir", path, errno);
-  const std::string* data[] = {&secret.cert_chain_pem, &secret.key_pem, &secret.root_cert_pem};
-  for (int i = 0; i < 3; ++i) {
-    Status s = WriteNewFile(path + "/" + kFiles[i], *data[i], i == 1 ? 0600 : 0644);
-    if (!s.ok()) {
-      RemoveAll(path);
-      return s;
-    }
-  }
-  return gen;
-}
-
 Status LocalSecretStore::Create(const ServiceAccountKey& key, const WorkloadSecret& secret) {
   const std::string ns_dir = root_ + "/" + key.ns;
   if (mkdir(ns_dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -312,17 +292,7 @@ Status LocalSecretStore::Create(const ServiceAccountKey& key, const WorkloadSecr
     RemoveAll(tmp);
     return s;
   };
-  auto gen = WriteGeneration(tmp, secret);
-  if (!gen.ok()) return fail(gen.status());
-  if (symlink(gen->c_str(), (tmp + "/" + kDataLink).c_str()) != 0) {
-    return fail(ErrnoStatus("symlink", tmp, errno));
-  }
-  for (const char* f : kFiles) {
-    const std::string target = std::string(kDataLink) + "/" + f;
-    if (symlink(target.c_str(), (tmp + "/" + f).c_str()) != 0) {
-      return fail(ErrnoStatus("symlink", tmp, errno));
-    }
-  }
+  if (Status s = PublishTogether(tmp, SecretFiles(secret), false); !s.ok()) return fail(s);
   // rename(2) of a directory onto an existing non-empty directory or a file fails: the
   // AlreadyExists that tells the controller to read again.
   if (rename(tmp.c_str(), dir.c_str()) != 0) {
@@ -350,30 +320,7 @@ Status LocalSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecr
   auto current = ReadLink(dir + "/" + kDataLink);
   const std::string current_gen = current.ok() ? *current : "";
   if (current_gen != secret.version) return Status(Code::kAborted, "secret changed", dir);
-  ASSIGN_OR_RETURN(std::string gen, WriteGeneration(dir, secret));
-  Status s = ReplaceSymlink(gen, dir + "/" + kDataLink);
-  if (!s.ok()) {
-    RemoveAll(dir + "/" + gen);
-    return s;
-  }
-  // Repair the per-file links if someone removed or replaced them.
-  for (const char* f : kFiles) {
-    const std::string want = std::string(kDataLink) + "/" + f;
-    auto link = ReadLink(dir + "/" + f);
-    if (link.ok() && *link == want) continue;
-    RemoveAll(dir + "/" + f);
-    RETURN_IF_ERROR(ReplaceSymlink(want, dir + "/" + f));
-  }
-  // Old generations (and orphans of an interrupted update) go only after the swap.
-  for (const auto& [name, type] : ReadDir(dir)) {
-    if (name.rfind("..", 0) != 0 || name == kDataLink || name == gen) continue;
-    if (type == DT_DIR) {
-      RemoveGeneration(dir + "/" + name);
-    } else {
-      RemoveAll(dir + "/" + name);
-    }
-  }
-  return OkStatus();
+  return PublishTogether(dir, SecretFiles(secret), false);
 }
 
 Status LocalSecretStore::Delete(const ServiceAccountKey& key) {

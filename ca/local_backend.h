@@ -137,8 +137,6 @@ class LocalSecretStore final : public SecretStore {
  private:
   // cached: the poller's incremental view; List() scans afresh.
   std::set<ServiceAccountKey> Scan(ListingCache* cached) const;
-  // Writes a complete generation directory under `secret_dir` and returns its name.
-  Result<std::string> WriteGeneration(const std::string& secret_dir, const WorkloadSecret& secret);
   void NoteOwnChange(const ServiceAccountKey& key);
   const std::string root_;
   std::atomic<uint64_t> counter_{0};
