@@ -1,4 +1,4 @@
 // istio-ca: all behaviour lives in the libraries; this only hands over the command line.
-#include "ca/cli.h"
+#include "ca/cmd/cli.h"
 
 int main(int argc, char** argv) { return istioca::ca::RunCli(argc, argv); }

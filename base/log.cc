@@ -15,8 +15,9 @@ class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const auto t = std::chrono::system_clock::to_time_t(msg.time);
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            msg.time.time_since_epoch()).count() % 1000000;
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(msg.time.time_since_epoch()).count() %
+        1000000;
     std::tm tm{};
     gmtime_r(&t, &tm);
     char ts[48];

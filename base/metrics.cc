@@ -103,8 +103,8 @@ MetricsRegistry& MetricsRegistry::Default() {
   return *registry;
 }
 
-MetricsRegistry::Family& MetricsRegistry::GetFamily(const std::string& name, const std::string& help,
-                                                    Type type) {
+MetricsRegistry::Family& MetricsRegistry::GetFamily(const std::string& name,
+                                                    const std::string& help, Type type) {
   auto [it, inserted] = families_.try_emplace(name);
   if (inserted) {
     it->second.type = type;
@@ -124,7 +124,8 @@ Counter& MetricsRegistry::GetCounter(const std::string& name, const std::string&
   return *slot;
 }
 
-Gauge& MetricsRegistry::GetGauge(const std::string& name, const std::string& help, const Labels& labels) {
+Gauge& MetricsRegistry::GetGauge(const std::string& name, const std::string& help,
+                                 const Labels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = GetFamily(name, help, Type::kGauge).gauges[labels];
   if (!slot) slot = std::make_unique<Gauge>();
@@ -150,7 +151,9 @@ std::string MetricsRegistry::Render() const {
   std::string out;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, f] : families_) {
-    const char* type = f.type == Type::kCounter ? "counter" : f.type == Type::kGauge ? "gauge" : "histogram";
+    const char* type = f.type == Type::kCounter ? "counter"
+                       : f.type == Type::kGauge ? "gauge"
+                                                : "histogram";
     out += "# HELP " + name + " " + EscapeHelp(f.help) + "\n";
     out += "# TYPE " + name + " " + type + "\n";
     for (const auto& [labels, c] : f.counters) {
@@ -168,7 +171,8 @@ std::string MetricsRegistry::Render() const {
         out += name + "_bucket" + LabelText(labels, "le", FormatValue(s.bounds[i])) + " " +
                std::to_string(s.cumulative[i]) + "\n";
       }
-      out += name + "_bucket" + LabelText(labels, "le", "+Inf") + " " + std::to_string(s.count) + "\n";
+      out +=
+          name + "_bucket" + LabelText(labels, "le", "+Inf") + " " + std::to_string(s.count) + "\n";
       out += name + "_sum" + LabelText(labels) + " " + FormatValue(s.sum) + "\n";
       out += name + "_count" + LabelText(labels) + " " + std::to_string(s.count) + "\n";
     }

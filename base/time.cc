@@ -126,7 +126,8 @@ std::string FormatRfc3339(TimePoint t) {
 Result<TimePoint> ParseRfc3339(std::string_view text) {
   const std::string s(text);
   auto bad = [&] {
-    return InvalidArgument("invalid time \"" + s + "\": expected RFC 3339, e.g. 2026-12-01T08:00:00Z");
+    return InvalidArgument("invalid time \"" + s +
+                           "\": expected RFC 3339, e.g. 2026-12-01T08:00:00Z");
   };
   int y, mo, d, h, mi, sec, consumed = 0;
   char sep;

@@ -94,7 +94,8 @@ EVP_PKEY* Certificate::PublicKey() const {
   return X509_get0_pubkey(x509_.get());
 }
 
-Certificate::Certificate(const Certificate& other) : x509_(nullptr), public_key_(other.public_key_) {
+Certificate::Certificate(const Certificate& other)
+    : x509_(nullptr), public_key_(other.public_key_) {
   if (other.x509_ != nullptr) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
@@ -127,13 +128,15 @@ Result<std::vector<Certificate>> Certificate::ParsePemChain(std::string_view pem
     if (block.type == "CERTIFICATE") {
       auto cert = FromDer(block.der);
       if (!cert.ok()) {
-        return cert.status().WithContext("PEM block CERTIFICATE at line " + std::to_string(block.line));
+        return cert.status().WithContext("PEM block CERTIFICATE at line " +
+                                         std::to_string(block.line));
       }
       certs.push_back(std::move(cert).value());
     } else if (block.type == "CERTIFICATE REQUEST" || block.type == "NEW CERTIFICATE REQUEST") {
       return InvalidArgument("found a certificate signing request (line " +
                              std::to_string(block.line) + ") where a certificate was expected");
-    } else if (block.type.find("PRIVATE KEY") == std::string::npos && block.type != "EC PARAMETERS") {
+    } else if (block.type.find("PRIVATE KEY") == std::string::npos &&
+               block.type != "EC PARAMETERS") {
       return InvalidArgument("unexpected PEM block " + block.type + " at line " +
                              std::to_string(block.line));
     }
@@ -184,7 +187,9 @@ std::string Certificate::SerialHex() const {
   return out;
 }
 
-std::string Certificate::Subject() const { return NameToString(X509_get_subject_name(x509_.get())); }
+std::string Certificate::Subject() const {
+  return NameToString(X509_get_subject_name(x509_.get()));
+}
 std::string Certificate::Issuer() const { return NameToString(X509_get_issuer_name(x509_.get())); }
 
 bool Certificate::operator==(const Certificate& other) const {
@@ -207,15 +212,16 @@ CertInfo Describe(const Certificate& cert) {
   info.ip_sans = SansOfType(x, GEN_IPADD);
   info.email_sans = SansOfType(x, GEN_EMAIL);
   const int san_index = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
-  info.san_critical = san_index >= 0 && X509_EXTENSION_get_critical(X509_get_ext(x, san_index)) == 1;
+  info.san_critical =
+      san_index >= 0 && X509_EXTENSION_get_critical(X509_get_ext(x, san_index)) == 1;
   for (const std::string& uri : info.uri_sans) {
     if (ParseSpiffeId(uri).ok()) {
       info.spiffe_id = uri;
       break;
     }
   }
-  UniquePtr<BASIC_CONSTRAINTS> bc(
-      static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(x, NID_basic_constraints, nullptr, nullptr)));
+  UniquePtr<BASIC_CONSTRAINTS> bc(static_cast<BASIC_CONSTRAINTS*>(
+      X509_get_ext_d2i(x, NID_basic_constraints, nullptr, nullptr)));
   if (bc != nullptr) {
     info.basic_constraints_present = true;
     info.is_ca = bc->ca != 0;
@@ -226,10 +232,14 @@ CertInfo Describe(const Certificate& cert) {
     info.key_usage_critical = X509_EXTENSION_get_critical(X509_get_ext(x, ku_index)) == 1;
     const uint32_t ku = X509_get_key_usage(x);
     static const std::pair<uint32_t, const char*> kBits[] = {
-        {KU_DIGITAL_SIGNATURE, "digitalSignature"}, {KU_NON_REPUDIATION, "contentCommitment"},
-        {KU_KEY_ENCIPHERMENT, "keyEncipherment"},   {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-        {KU_KEY_AGREEMENT, "keyAgreement"},         {KU_KEY_CERT_SIGN, "keyCertSign"},
-        {KU_CRL_SIGN, "cRLSign"},                   {KU_ENCIPHER_ONLY, "encipherOnly"},
+        {KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {KU_NON_REPUDIATION, "contentCommitment"},
+        {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+        {KU_KEY_AGREEMENT, "keyAgreement"},
+        {KU_KEY_CERT_SIGN, "keyCertSign"},
+        {KU_CRL_SIGN, "cRLSign"},
+        {KU_ENCIPHER_ONLY, "encipherOnly"},
         {KU_DECIPHER_ONLY, "decipherOnly"}};
     for (const auto& [bit, name] : kBits) {
       if (ku & bit) info.key_usage.emplace_back(name);

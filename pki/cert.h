@@ -78,8 +78,8 @@ struct CertInfo {
   std::optional<std::string> spiffe_id;  // the first URI SAN that is a valid SPIFFE ID
   bool basic_constraints_present = false;
   bool is_ca = false;
-  int path_len = -1;                    // -1: no limit or not present
-  std::vector<std::string> key_usage;   // "digitalSignature", "keyEncipherment", ...
+  int path_len = -1;                   // -1: no limit or not present
+  std::vector<std::string> key_usage;  // "digitalSignature", "keyEncipherment", ...
   bool key_usage_critical = false;
   std::vector<std::string> ext_key_usage;  // "serverAuth", "clientAuth", or a dotted OID
   std::string subject_key_id;              // hex with colons, "" if absent

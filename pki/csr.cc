@@ -14,7 +14,9 @@ namespace {
 
 using ExtStack = std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)>;
 
-void FreeExtStack(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+void FreeExtStack(STACK_OF(X509_EXTENSION) * s) {
+  sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free);
+}
 
 }  // namespace
 
@@ -63,7 +65,9 @@ struct Tlv {
   std::string_view Whole() const {
     return {reinterpret_cast<const char*>(header), static_cast<size_t>(body + length - header)};
   }
-  std::string_view Body() const { return {reinterpret_cast<const char*>(body), static_cast<size_t>(length)}; }
+  std::string_view Body() const {
+    return {reinterpret_cast<const char*>(body), static_cast<size_t>(length)};
+  }
 };
 
 // Reads the TLV at *p (not past `end`) and advances *p beyond it. DER only: no indefinite length.
@@ -173,7 +177,8 @@ Result<UniquePtr<EVP_PKEY>> ParsePublicKey(const Tlv& spki) {
   Tlv oid, param;
   if (!ReadTlv(&a, aend, &oid)) return Malformed("bad public key algorithm");
   const bool has_param = a < aend;
-  if (has_param && (!ReadTlv(&a, aend, &param) || a != aend)) return Malformed("bad public key algorithm");
+  if (has_param && (!ReadTlv(&a, aend, &param) || a != aend))
+    return Malformed("bad public key algorithm");
   const int key_nid = OidNid(oid);
   auto* key_bytes = const_cast<unsigned char*>(bits.body + 1);
   const size_t key_len = static_cast<size_t>(bits.length - 1);
@@ -188,11 +193,13 @@ Result<UniquePtr<EVP_PKEY>> ParsePublicKey(const Tlv& spki) {
     const unsigned char* r = key_bytes;
     const unsigned char* rend = key_bytes + key_len;
     Tlv seq, n, e;
-    if (!ReadTlv(&r, rend, &seq) || !IsSequence(seq) || r != rend) return Malformed("bad RSA public key");
+    if (!ReadTlv(&r, rend, &seq) || !IsSequence(seq) || r != rend)
+      return Malformed("bad RSA public key");
     const unsigned char* s = seq.body;
     const unsigned char* send = seq.body + seq.length;
     if (!ReadTlv(&s, send, &n) || !ReadTlv(&s, send, &e) || s != send || !Is(n, V_ASN1_INTEGER) ||
-        !Is(e, V_ASN1_INTEGER) || n.length < 1 || e.length < 1 || (n.body[0] & 0x80) || (e.body[0] & 0x80)) {
+        !Is(e, V_ASN1_INTEGER) || n.length < 1 || e.length < 1 || (n.body[0] & 0x80) ||
+        (e.body[0] & 0x80)) {
       return Malformed("bad RSA public key");
     }
     UniquePtr<BIGNUM> bn_n(BN_bin2bn(n.body, static_cast<int>(n.length), nullptr));
@@ -218,7 +225,7 @@ Result<UniquePtr<EVP_PKEY>> ParsePublicKey(const Tlv& spki) {
 }
 
 // The extensions of the first extensionRequest attribute, or null when there is none.
-Result<STACK_OF(X509_EXTENSION)*> ParseAttributes(const Tlv& attrs) {
+Result<STACK_OF(X509_EXTENSION) *> ParseAttributes(const Tlv& attrs) {
   const unsigned char* p = attrs.body;
   const unsigned char* end = attrs.body + attrs.length;
   STACK_OF(X509_EXTENSION)* found = nullptr;
@@ -227,7 +234,8 @@ Result<STACK_OF(X509_EXTENSION)*> ParseAttributes(const Tlv& attrs) {
     if (!ReadTlv(&p, end, &attr) || !IsSequence(attr)) return Malformed("bad attribute");
     const unsigned char* a = attr.body;
     const unsigned char* aend = attr.body + attr.length;
-    if (!ReadTlv(&a, aend, &oid) || !ReadTlv(&a, aend, &values) || a != aend || !Is(values, V_ASN1_SET)) {
+    if (!ReadTlv(&a, aend, &oid) || !ReadTlv(&a, aend, &values) || a != aend ||
+        !Is(values, V_ASN1_SET)) {
       return Malformed("bad attribute");
     }
     if (OidNid(oid) != NID_ext_req) continue;
@@ -245,7 +253,8 @@ Result<STACK_OF(X509_EXTENSION)*> ParseAttributes(const Tlv& attrs) {
     }
   }
   for (const int nid : {NID_subject_alt_name, NID_basic_constraints}) {
-    if (found != nullptr && X509v3_get_ext_by_NID(found, nid, X509v3_get_ext_by_NID(found, nid, -1)) >= 0) {
+    if (found != nullptr &&
+        X509v3_get_ext_by_NID(found, nid, X509v3_get_ext_by_NID(found, nid, -1)) >= 0) {
       sk_X509_EXTENSION_pop_free(found, X509_EXTENSION_free);
       return InvalidArgument(std::string("CSR repeats the ") + OBJ_nid2ln(nid) + " extension");
     }
@@ -260,12 +269,13 @@ Result<Csr> Csr::FromDer(std::string_view der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   const unsigned char* end = p + der.size();
   Tlv outer, info, sig_alg, sig;
-  if (!ReadTlv(&p, end, &outer) || !IsSequence(outer) || p != end) return Malformed("not a DER SEQUENCE");
+  if (!ReadTlv(&p, end, &outer) || !IsSequence(outer) || p != end)
+    return Malformed("not a DER SEQUENCE");
   p = outer.body;
   const unsigned char* oend = outer.body + outer.length;
   if (!ReadTlv(&p, oend, &info) || !IsSequence(info) || !ReadTlv(&p, oend, &sig_alg) ||
-      !IsSequence(sig_alg) || !ReadTlv(&p, oend, &sig) || p != oend || !Is(sig, V_ASN1_BIT_STRING) ||
-      sig.length < 2 || sig.body[0] != 0) {
+      !IsSequence(sig_alg) || !ReadTlv(&p, oend, &sig) || p != oend ||
+      !Is(sig, V_ASN1_BIT_STRING) || sig.length < 2 || sig.body[0] != 0) {
     return Malformed("expected request info, signature algorithm and signature");
   }
   // CertificationRequestInfo ::= SEQUENCE { version INTEGER (0), subject Name, subjectPKInfo,
@@ -277,12 +287,13 @@ Result<Csr> Csr::FromDer(std::string_view der) {
       version.body[0] != 0) {
     return Malformed("version must be 1 (0)");
   }
-  if (!ReadTlv(&i, iend, &subject) || !IsSequence(subject) || !ReadTlv(&i, iend, &spki) || !IsSequence(spki)) {
+  if (!ReadTlv(&i, iend, &subject) || !IsSequence(subject) || !ReadTlv(&i, iend, &spki) ||
+      !IsSequence(spki)) {
     return Malformed("bad subject or public key");
   }
   const bool has_attrs = i < iend;
-  if (has_attrs && (!ReadTlv(&i, iend, &attrs) || attrs.xclass != V_ASN1_CONTEXT_SPECIFIC || attrs.tag != 0 || !attrs.constructed ||
-                    i != iend)) {
+  if (has_attrs && (!ReadTlv(&i, iend, &attrs) || attrs.xclass != V_ASN1_CONTEXT_SPECIFIC ||
+                    attrs.tag != 0 || !attrs.constructed || i != iend)) {
     return Malformed("bad attributes");
   }
   ASSIGN_OR_RETURN(UniquePtr<EVP_PKEY> key, ParsePublicKey(spki));
@@ -310,7 +321,8 @@ Result<Csr> Csr::FromDer(std::string_view der) {
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.get()) != 1 ||
       EVP_DigestVerify(ctx.get(), sig.body + 1, static_cast<size_t>(sig.length - 1),
                        reinterpret_cast<const unsigned char*>(tbs.data()), tbs.size()) != 1) {
-    return OsslError(Code::kInvalidArgument, "CSR signature does not verify (no proof of possession of the key)");
+    return OsslError(Code::kInvalidArgument,
+                     "CSR signature does not verify (no proof of possession of the key)");
   }
 
   STACK_OF(X509_EXTENSION)* exts = nullptr;

@@ -38,7 +38,8 @@ Status SetValidity(X509* x, TimePoint not_before, TimePoint not_after) {
 Status AddExt(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   UniquePtr<X509_EXTENSION> ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
   if (ext == nullptr || X509_add_ext(cert, ext.get(), -1) != 1) {
-    return OsslError(Code::kInternal, std::string("adding extension ") + OBJ_nid2sn(nid) + " failed");
+    return OsslError(Code::kInternal,
+                     std::string("adding extension ") + OBJ_nid2sn(nid) + " failed");
   }
   return OkStatus();
 }
@@ -56,7 +57,8 @@ const std::array<UniquePtr<X509_EXTENSION>, 3>& FixedLeafExtensions() {
   return exts;
 }
 
-Status AddSans(X509* cert, const std::vector<std::string>& uris, const std::vector<std::string>& dns) {
+Status AddSans(X509* cert, const std::vector<std::string>& uris,
+               const std::vector<std::string>& dns) {
   UniquePtr<GENERAL_NAMES> names = MakeGeneralNames(uris, dns);
   // Critical because the subject is empty (RFC 5280 4.2.1.6; Istio since 1.2).
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 1, X509V3_ADD_DEFAULT) != 1) {
@@ -70,7 +72,8 @@ Status CheckSignerUsable(const Signer& signer, TimePoint now) {
     return FailedPrecondition("the CA is not loaded");
   }
   if (now >= signer.cert.NotAfter()) {
-    return FailedPrecondition("the signing certificate expired at " + FormatRfc3339(signer.cert.NotAfter()));
+    return FailedPrecondition("the signing certificate expired at " +
+                              FormatRfc3339(signer.cert.NotAfter()));
   }
   if (now < signer.cert.NotBefore()) {
     return FailedPrecondition("the signing certificate is not valid until " +
@@ -113,9 +116,12 @@ Status SetPublicKey(X509* x, EVP_PKEY* key) {
     char group[64] = {0};
     size_t group_len = 0;
     size_t point_len = 0;
-    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &group_len) == 1 &&
-        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0, &point_len) == 1) {
-      const int curve = OBJ_txt2nid(group) != NID_undef ? OBJ_txt2nid(group) : EC_curve_nist2nid(group);
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &group_len) == 1 &&
+        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, nullptr, 0,
+                                        &point_len) == 1) {
+      const int curve =
+          OBJ_txt2nid(group) != NID_undef ? OBJ_txt2nid(group) : EC_curve_nist2nid(group);
       auto* point = static_cast<unsigned char*>(OPENSSL_malloc(point_len));
       if (curve != NID_undef && point != nullptr &&
           EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, point_len,
@@ -139,8 +145,9 @@ Status SetPublicKey(X509* x, EVP_PKEY* key) {
       AppendLength(&der, body.size());
       der += body;
       auto* bits = static_cast<unsigned char*>(OPENSSL_memdup(der.data(), der.size()));
-      if (bits != nullptr && X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL,
-                                                    nullptr, bits, static_cast<int>(der.size())) == 1) {
+      if (bits != nullptr &&
+          X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, nullptr, bits,
+                                 static_cast<int>(der.size())) == 1) {
         return OkStatus();
       }
       OPENSSL_free(bits);
@@ -186,7 +193,8 @@ UniquePtr<X509_NAME> OrgName(const std::string& org) {
 }
 
 std::string BasicConstraintsValue(int path_len) {
-  return path_len >= 0 ? "critical,CA:TRUE,pathlen:" + std::to_string(path_len) : "critical,CA:TRUE";
+  return path_len >= 0 ? "critical,CA:TRUE,pathlen:" + std::to_string(path_len)
+                       : "critical,CA:TRUE";
 }
 
 }  // namespace
@@ -201,7 +209,8 @@ Result<Certificate> IssueLeaf(const Signer& signer, EVP_PKEY* subject_key, const
   RETURN_IF_ERROR(CheckAcceptableKey(subject_key));
   const TimePoint requested_end = now + std::chrono::duration_cast<TimePoint::duration>(tmpl.ttl);
   const TimePoint not_after = std::min(requested_end, signer.cert.NotAfter());
-  ASSIGN_OR_RETURN(UniquePtr<X509> x, NewCert(subject_key, now - kClockSkewBackdate, not_after, true));
+  ASSIGN_OR_RETURN(UniquePtr<X509> x,
+                   NewCert(subject_key, now - kClockSkewBackdate, not_after, true));
   if (X509_set_issuer_name(x.get(), X509_get_subject_name(signer.cert.get())) != 1) {
     return OsslError(Code::kInternal, "setting issuer failed");
   }
@@ -220,7 +229,8 @@ Result<Certificate> IssueLeaf(const Signer& signer, EVP_PKEY* subject_key, const
   return Certificate::Adopt(std::move(x), UniquePtr<EVP_PKEY>(subject_key));
 }
 
-Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& tmpl, TimePoint now) {
+Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& tmpl,
+                                       TimePoint now) {
   if (tmpl.ttl <= Duration::zero()) return InvalidArgument("CA certificate TTL must be positive");
   if (tmpl.organization.empty()) return InvalidArgument("CA organization must not be empty");
   const TimePoint not_after = now + std::chrono::duration_cast<TimePoint::duration>(tmpl.ttl);
@@ -231,7 +241,8 @@ Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& 
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, x.get(), x.get(), nullptr, nullptr, 0);
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_basic_constraints, BasicConstraintsValue(tmpl.path_len).c_str()));
+  RETURN_IF_ERROR(
+      AddExt(x.get(), &ctx, NID_basic_constraints, BasicConstraintsValue(tmpl.path_len).c_str()));
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(Sign(x.get(), key));
   return Certificate::Adopt(std::move(x));
@@ -250,7 +261,8 @@ Result<Certificate> IssueIntermediate(const Signer& parent, EVP_PKEY* subject_ke
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, parent.cert.get(), x.get(), nullptr, nullptr, 0);
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_basic_constraints, BasicConstraintsValue(tmpl.path_len).c_str()));
+  RETURN_IF_ERROR(
+      AddExt(x.get(), &ctx, NID_basic_constraints, BasicConstraintsValue(tmpl.path_len).c_str()));
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
   RETURN_IF_ERROR(Sign(x.get(), parent.key));

@@ -42,7 +42,8 @@ struct CaTemplate {
 
 // Self-signed root: O=<org>, KU keyCertSign+cRLSign (critical), CA:TRUE (critical), SKID.
 // NotBefore is backdated like a leaf so a freshly made root verifies on a skewed node.
-Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& tmpl, TimePoint now);
+Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& tmpl,
+                                       TimePoint now);
 // An intermediate CA signed by `parent` (plugged-in CA hierarchies, tests).
 Result<Certificate> IssueIntermediate(const Signer& parent, EVP_PKEY* subject_key,
                                       const CaTemplate& tmpl, TimePoint now);

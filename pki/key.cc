@@ -38,7 +38,8 @@ std::string EcCurveName(const EVP_PKEY* key) {
   if (!IsEc(key)) return "";
   char name[64] = {0};
   size_t len = 0;
-  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof name, &len) != 1) {
+  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof name, &len) !=
+      1) {
     ClearOsslErrors();
     return "unknown curve";
   }
@@ -74,7 +75,8 @@ Status CheckAcceptableKey(const EVP_PKEY* key) {
       return InvalidArgument("RSA key of " + std::to_string(KeyBits(key)) +
                              " bits is too small (at least 2048 required)");
     }
-    if (KeyBits(key) > 8192) return InvalidArgument("RSA key larger than 8192 bits is not accepted");
+    if (KeyBits(key) > 8192)
+      return InvalidArgument("RSA key larger than 8192 bits is not accepted");
     return OkStatus();
   }
   if (IsEc(key)) {
@@ -116,7 +118,8 @@ Result<PrivateKey> PrivateKey::Generate(KeyType type) {
     case KeyType::kRsa4096: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{4096}); break;
   }
   if (raw == nullptr) {
-    return OsslError(Code::kInternal, std::string("generating ") + KeyTypeName(type) + " key failed");
+    return OsslError(Code::kInternal,
+                     std::string("generating ") + KeyTypeName(type) + " key failed");
   }
   return PrivateKey(UniquePtr<EVP_PKEY>(raw));
 }
@@ -138,9 +141,9 @@ Result<UniquePtr<EVP_PKEY>> DecodeBlock(const PemBlock& block) {
     return InvalidArgument("the private key is encrypted; istio-ca needs an unencrypted key");
   }
   if (key == nullptr) {
-    return OsslError(Code::kInvalidArgument,
-                     "PEM block " + block.type + " at line " + std::to_string(block.line) +
-                         " is not a valid private key");
+    return OsslError(Code::kInvalidArgument, "PEM block " + block.type + " at line " +
+                                                 std::to_string(block.line) +
+                                                 " is not a valid private key");
   }
   if (p != reinterpret_cast<const unsigned char*>(block.der.data()) + len) {
     EVP_PKEY_free(key);
@@ -160,8 +163,9 @@ Result<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
     ASSIGN_OR_RETURN(UniquePtr<EVP_PKEY> key, DecodeBlock(block));
     return PrivateKey(std::move(key));
   }
-  return InvalidArgument("no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or EC "
-                         "PRIVATE KEY PEM block)");
+  return InvalidArgument(
+      "no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or EC "
+      "PRIVATE KEY PEM block)");
 }
 
 std::string PrivateKey::ToPem() const {

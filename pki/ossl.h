@@ -22,10 +22,10 @@ namespace istioca::pki {
 
 template <class T>
 struct Free;
-#define ISTIOCA_OSSL_FREE(T, fn)               \
-  template <>                                  \
-  struct Free<T> {                             \
-    static void Call(T* p) { fn(p); }          \
+#define ISTIOCA_OSSL_FREE(T, fn)      \
+  template <>                         \
+  struct Free<T> {                    \
+    static void Call(T* p) { fn(p); } \
   }
 ISTIOCA_OSSL_FREE(X509, X509_free);
 ISTIOCA_OSSL_FREE(X509_REQ, X509_REQ_free);

@@ -11,7 +11,8 @@ constexpr std::string_view kDashes = "-----";
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -33,7 +34,8 @@ Result<std::string> Base64Decode(std::string_view text) {
   static const std::array<int8_t, 256> table = [] {
     std::array<int8_t, 256> t{};
     t.fill(-1);
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
     return t;
   }();
   std::string out;
@@ -83,7 +85,8 @@ std::string Base64Encode(std::string_view data) {
     out += kAlphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == data.size()) {
-    const uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
+    const uint32_t v =
+        (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -113,8 +116,8 @@ Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
     }
     if (MatchBoundary(line, kEnd, &label)) {
       if (label != open->type) {
-        return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
-                               " ends with END " + label);
+        return InvalidArgument("PEM block " + open->type + " at line " +
+                               std::to_string(open->line) + " ends with END " + label);
       }
       auto der = Base64Decode(body);
       if (!der.ok()) {
@@ -122,8 +125,8 @@ Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
                                std::to_string(open->line) + ": " + der.status().message());
       }
       if (der->empty()) {
-        return InvalidArgument("PEM block " + open->type + " at line " + std::to_string(open->line) +
-                               " is empty");
+        return InvalidArgument("PEM block " + open->type + " at line " +
+                               std::to_string(open->line) + " is empty");
       }
       open->der = std::move(der).value();
       open = nullptr;

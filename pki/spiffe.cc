@@ -19,7 +19,8 @@ bool IsPathChar(char c) {
 
 Status ValidateTrustDomain(std::string_view td) {
   if (td.empty()) return InvalidArgument("trust domain is empty");
-  if (td.size() > kMaxTrustDomainLength) return InvalidArgument("trust domain is longer than 255 bytes");
+  if (td.size() > kMaxTrustDomainLength)
+    return InvalidArgument("trust domain is longer than 255 bytes");
   for (const char c : td) {
     if (c == ':') return InvalidArgument("trust domain must not contain a port");
     if (c == '@') return InvalidArgument("trust domain must not contain userinfo");
@@ -49,8 +50,10 @@ Result<SpiffeId> ParseSpiffeId(std::string_view uri) {
     return InvalidArgument("SPIFFE ID must start with spiffe://");
   }
   std::string_view rest = uri.substr(kScheme.size());
-  if (rest.find('?') != std::string_view::npos) return InvalidArgument("SPIFFE ID must not have a query");
-  if (rest.find('#') != std::string_view::npos) return InvalidArgument("SPIFFE ID must not have a fragment");
+  if (rest.find('?') != std::string_view::npos)
+    return InvalidArgument("SPIFFE ID must not have a query");
+  if (rest.find('#') != std::string_view::npos)
+    return InvalidArgument("SPIFFE ID must not have a fragment");
   const size_t slash = rest.find('/');
   const std::string_view td = rest.substr(0, slash);
   RETURN_IF_ERROR(ValidateTrustDomain(td));
@@ -68,7 +71,8 @@ Result<SpiffeId> ParseSpiffeId(std::string_view uri) {
   return id;
 }
 
-Result<SpiffeId> WorkloadId(std::string_view trust_domain, std::string_view ns, std::string_view sa) {
+Result<SpiffeId> WorkloadId(std::string_view trust_domain, std::string_view ns,
+                            std::string_view sa) {
   RETURN_IF_ERROR(ValidateTrustDomain(trust_domain));
   RETURN_IF_ERROR(ValidatePathSegment(ns).WithContext("namespace"));
   RETURN_IF_ERROR(ValidatePathSegment(sa).WithContext("service account"));
@@ -83,7 +87,8 @@ std::optional<ServiceAccountRef> IstioServiceAccount(const SpiffeId& id) {
   if (sep == std::string_view::npos || sep == 0) return std::nullopt;
   const std::string_view ns = p.substr(0, sep);
   const std::string_view sa = p.substr(sep + 4);
-  if (sa.empty() || sa.find('/') != std::string_view::npos || ns.find('/') != std::string_view::npos) {
+  if (sa.empty() || sa.find('/') != std::string_view::npos ||
+      ns.find('/') != std::string_view::npos) {
     return std::nullopt;
   }
   return ServiceAccountRef{std::string(ns), std::string(sa)};

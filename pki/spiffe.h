@@ -29,7 +29,8 @@ Status ValidateTrustDomain(std::string_view trust_domain);
 Status ValidatePathSegment(std::string_view segment);
 
 // Istio's identity for a service account; fails if a name is not a valid path segment.
-Result<SpiffeId> WorkloadId(std::string_view trust_domain, std::string_view ns, std::string_view sa);
+Result<SpiffeId> WorkloadId(std::string_view trust_domain, std::string_view ns,
+                            std::string_view sa);
 
 struct ServiceAccountRef {
   std::string ns;

@@ -122,7 +122,8 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
       return OsslError(Code::kUnavailable, "TLS handshake with " + address + " failed");
     }
     ClearOsslErrors();
-    out.notes.push_back("the handshake did not complete (the server may require a client certificate)");
+    out.notes.push_back(
+        "the handshake did not complete (the server may require a client certificate)");
   }
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {

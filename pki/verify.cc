@@ -86,7 +86,8 @@ std::vector<std::string> LeafSvidViolations(const CertInfo& leaf) {
 std::vector<std::string> SigningSvidViolations(const CertInfo& ca) {
   std::vector<std::string> out;
   if (!ca.is_ca) out.push_back("a signing certificate must have basicConstraints CA:TRUE");
-  if (!Has(ca.key_usage, "keyCertSign")) out.push_back("a signing certificate must have keyCertSign");
+  if (!Has(ca.key_usage, "keyCertSign"))
+    out.push_back("a signing certificate must have keyCertSign");
   for (const std::string& uri : ca.uri_sans) {
     auto id = ParseSpiffeId(uri);
     if (id.ok() && !id->path.empty()) {

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "base/metrics.h"
+
+#include <catch2/catch.hpp>
 
 using namespace istioca;
 
@@ -10,15 +10,19 @@ TEST_CASE("metrics render in Prometheus text format with labels and histograms",
   r.GetCounter("citadel_server_csr_count", "ignored").Inc(2);
   r.GetCounter("citadel_server_csr_sign_err_count", "Sign errors.", {{"error", "ca \"x\""}}).Inc();
   r.GetGauge("g", "A gauge.").Set(1.5);
-  r.SetGaugeFunction("citadel_server_root_cert_expiry_timestamp", "Root expiry.", {}, [] { return 1e9; });
+  r.SetGaugeFunction("citadel_server_root_cert_expiry_timestamp", "Root expiry.", {},
+                     [] { return 1e9; });
   Histogram& h = r.GetHistogram("latency_seconds", "Latency.", {0.1, 1});
   h.Observe(0.05);
   h.Observe(0.5);
   h.Observe(5);
   const std::string text = r.Render();
-  CHECK_THAT(text, Catch::Contains("# TYPE citadel_server_csr_count counter\ncitadel_server_csr_count 3\n"));
-  CHECK_THAT(text, Catch::Contains("# HELP citadel_server_csr_count The number of CSRs received.\n"));
-  CHECK_THAT(text, Catch::Contains("citadel_server_csr_sign_err_count{error=\"ca \\\"x\\\"\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "# TYPE citadel_server_csr_count counter\ncitadel_server_csr_count 3\n"));
+  CHECK_THAT(text,
+             Catch::Contains("# HELP citadel_server_csr_count The number of CSRs received.\n"));
+  CHECK_THAT(text,
+             Catch::Contains("citadel_server_csr_sign_err_count{error=\"ca \\\"x\\\"\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("g 1.5\n"));
   CHECK_THAT(text, Catch::Contains("citadel_server_root_cert_expiry_timestamp 1000000000\n"));
   CHECK_THAT(text, Catch::Contains("latency_seconds_bucket{le=\"0.1\"} 1\n"));

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "base/time.h"
+
+#include <catch2/catch.hpp>
 
 using namespace istioca;
 using namespace std::chrono_literals;

@@ -16,8 +16,8 @@
 // being this load generator's own CPU time (user + system) per successful call: on a machine
 // where client and server share the cores, it is what the client takes from the server.
 #include <grpcpp/grpcpp.h>
-#include <sys/resource.h>
 #include <httplib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,7 +28,7 @@
 #include <thread>
 
 #include "base/log.h"
-#include "ca/grpc_server.h"
+#include "ca/grpc/server.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
 #include "pki/issue.h"
@@ -70,14 +70,15 @@ int Serve(const std::string& dir, int n) {
   const Clock& clock = SystemClock::Get();
   ca::Authority authority(ca::IssuancePolicy{}, clock);
   pki::PrivateKey root_key = OrDie(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  pki::Certificate root = OrDie(
-      pki::MakeSelfSignedRoot(root_key, {"cluster.local", std::chrono::hours(24 * 365)}, clock.Now()));
+  pki::Certificate root = OrDie(pki::MakeSelfSignedRoot(
+      root_key, {"cluster.local", std::chrono::hours(24 * 365)}, clock.Now()));
   authority.SetBundle(std::make_shared<ca::CaBundle>(ca::CaBundle{{root, root_key}, {}, {root}}));
   std::ofstream(dir + "/root-cert.pem") << root.ToPem();
   for (int i = 0; i < n; ++i) {
     pki::PrivateKey key = OrDie(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-    auto c = OrDie(authority.Sign(key.get(), {"spiffe://cluster.local/ns/bench/sa/client-" + std::to_string(i)},
-                                  {}, std::chrono::hours(2)));
+    auto c = OrDie(authority.Sign(
+        key.get(), {"spiffe://cluster.local/ns/bench/sa/client-" + std::to_string(i)}, {},
+        std::chrono::hours(2)));
     std::ofstream(dir + "/client-" + std::to_string(i) + ".pem") << c.CertChainPem();
     std::ofstream(dir + "/client-" + std::to_string(i) + ".key") << key.ToPem();
   }
@@ -123,8 +124,10 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
       auto call = make_caller(i);  // connects and warms up before the clock starts
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      const auto end = start + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(seconds));
-      const auto interval = rate > 0 ? std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(n / rate))
+      const auto end = start + std::chrono::duration_cast<Steady::duration>(
+                                   std::chrono::duration<double>(seconds));
+      const auto interval = rate > 0 ? std::chrono::duration_cast<Steady::duration>(
+                                           std::chrono::duration<double>(n / rate))
                                      : Steady::duration::zero();
       // Stagger paced threads so that their calls interleave.
       auto scheduled = start + interval * i / n;
@@ -138,7 +141,8 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
         std::string err = call(k);
         const auto t1 = Steady::now();
         if (err.empty()) {
-          stats[i].latencies_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+          stats[i].latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(t1 - t0).count());
         } else {
           if (stats[i].errors++ == 0) stats[i].first_error = err;
         }
@@ -162,7 +166,9 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
     if (first_error.empty()) first_error = s.first_error;
   }
   std::sort(all.begin(), all.end());
-  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
+  };
   std::printf("calls=%zu errors=%lld rate=%.1f/s p50_ms=%.3f p99_ms=%.3f client_cpu_us=%.0f\n",
               all.size(), static_cast<long long>(errors), all.size() / elapsed, pct(0.50),
               pct(0.99), all.empty() ? 0.0 : 1e6 * cpu / static_cast<double>(all.size()));
@@ -170,7 +176,8 @@ int Drive(int n, double seconds, double rate, MakeCaller make_caller) {
   return all.empty() ? 1 : 0;
 }
 
-int RunGrpc(const std::string& address, const std::string& dir, int n, double seconds, double rate) {
+int RunGrpc(const std::string& address, const std::string& dir, int n, double seconds,
+            double rate) {
   namespace pb = ::istio::v1::auth;
   const std::vector<std::string> csrs = Csrs(64);
   const std::string roots = Slurp(dir + "/root-cert.pem");
@@ -183,7 +190,8 @@ int RunGrpc(const std::string& address, const std::string& dir, int n, double se
     args.SetSslTargetNameOverride("istio-ca");
     args.SetInt("bench-connection", i);  // one connection per identity, never shared
     auto channel = grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
-    std::shared_ptr<pb::IstioCertificateService::Stub> stub = pb::IstioCertificateService::NewStub(channel);
+    std::shared_ptr<pb::IstioCertificateService::Stub> stub =
+        pb::IstioCertificateService::NewStub(channel);
     auto call = [stub, &csrs, i](int64_t k) -> std::string {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -211,10 +219,13 @@ int RunCfssl(const std::string& hostport, int n, double seconds, double rate) {
     cli->set_tcp_nodelay(true);  // else Nagle + delayed ACK add 40 ms to every call
     cli->set_read_timeout(10, 0);
     auto call = [cli, &bodies, i](int64_t k) -> std::string {
-      auto res = cli->Post("/api/v1/cfssl/sign", bodies[(k + i) % bodies.size()], "application/json");
+      auto res =
+          cli->Post("/api/v1/cfssl/sign", bodies[(k + i) % bodies.size()], "application/json");
       if (!res) return "http error " + httplib::to_string(res.error());
-      if (res->status != 200) return "status " + std::to_string(res->status) + " " + res->body.substr(0, 200);
-      return res->body.find("\"success\":true") != std::string::npos ? "" : res->body.substr(0, 200);
+      if (res->status != 200)
+        return "status " + std::to_string(res->status) + " " + res->body.substr(0, 200);
+      return res->body.find("\"success\":true") != std::string::npos ? ""
+                                                                     : res->body.substr(0, 200);
     };
     call(0);
     return call;
@@ -227,11 +238,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 3 && a[0] == "serve") return Serve(a[1], std::stoi(a[2]));
   if ((a.size() == 5 || a.size() == 6) && a[0] == "grpc") {
-    return RunGrpc(a[1], a[2], std::stoi(a[3]), std::stod(a[4]), a.size() == 6 ? std::stod(a[5]) : 0);
+    return RunGrpc(a[1], a[2], std::stoi(a[3]), std::stod(a[4]),
+                   a.size() == 6 ? std::stod(a[5]) : 0);
   }
   if ((a.size() == 4 || a.size() == 5) && a[0] == "cfssl") {
     return RunCfssl(a[1], std::stoi(a[2]), std::stod(a[3]), a.size() == 5 ? std::stod(a[4]) : 0);
   }
-  std::cerr << "usage: grpc_load serve DIR N | grpc ADDR DIR N SECONDS [RATE] | cfssl HOST:PORT N SECONDS [RATE]\n";
+  std::cerr << "usage: grpc_load serve DIR N | grpc ADDR DIR N SECONDS [RATE] | cfssl HOST:PORT N "
+               "SECONDS [RATE]\n";
   return 2;
 }

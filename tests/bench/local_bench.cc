@@ -19,9 +19,10 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
-#include "ca/ca_loader.h"
-#include "ca/controller.h"
-#include "ca/local_backend.h"
+#include "ca/controller/controller.h"
+#include "ca/core/ca_loader.h"
+#include "ca/local/ca_store.h"
+#include "ca/local/local_backend.h"
 #include "pki/issue.h"
 #include "pki/key.h"
 

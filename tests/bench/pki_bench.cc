@@ -58,22 +58,25 @@ bool RawVerifyOnce(EVP_PKEY* key, const std::string& msg, const std::string& sig
 // Everything the benchmarks share, made once (thread-safe static init) and read-only after.
 struct Fixture {
   PrivateKey ca_key = OrDie(PrivateKey::Generate(KeyType::kEcP256), "CA key");
-  Certificate ca_cert = OrDie(
-      MakeSelfSignedRoot(ca_key, {"cluster.local", std::chrono::hours(24 * 3650)}, SystemClock::Get().Now()),
-      "CA cert");
+  Certificate ca_cert =
+      OrDie(MakeSelfSignedRoot(ca_key, {"cluster.local", std::chrono::hours(24 * 3650)},
+                               SystemClock::Get().Now()),
+            "CA cert");
   Signer signer{ca_cert, ca_key};
   PrivateKey subject_key = OrDie(PrivateKey::Generate(KeyType::kEcP256), "subject key");
   LeafTemplate tmpl{{"spiffe://cluster.local/ns/default/sa/sleep"}, {}, std::chrono::hours(24)};
   std::string csr_pem =
-      OrDie(Csr::Build(subject_key, {{"spiffe://cluster.local/ns/default/sa/sleep"}, {}, ""}), "CSR")
+      OrDie(Csr::Build(subject_key, {{"spiffe://cluster.local/ns/default/sa/sleep"}, {}, ""}),
+            "CSR")
           .ToPem();
-  std::string tbs;            // a real leaf's TBSCertificate, the message RawSign signs
-  std::string csr_info;       // a CSR-sized message, and its signature, for RawVerify
+  std::string tbs;       // a real leaf's TBSCertificate, the message RawSign signs
+  std::string csr_info;  // a CSR-sized message, and its signature, for RawVerify
   std::string csr_info_sig;
   UniquePtr<EVP_PKEY> subject_pub;  // public half only, decoded once
 
   Fixture() {
-    Certificate leaf = OrDie(IssueLeaf(signer, subject_key.get(), tmpl, SystemClock::Get().Now()), "leaf");
+    Certificate leaf =
+        OrDie(IssueLeaf(signer, subject_key.get(), tmpl, SystemClock::Get().Now()), "leaf");
     unsigned char* der = nullptr;
     const int len = i2d_re_X509_tbs(leaf.get(), &der);
     tbs.assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
@@ -100,7 +103,8 @@ void Pipeline(benchmark::State& state) {
   const Fixture& f = F();
   for (auto _ : state) {
     Csr csr = OrDie(Csr::FromPem(f.csr_pem), "CSR");
-    Certificate cert = OrDie(IssueLeaf(f.signer, csr.PublicKey(), f.tmpl, SystemClock::Get().Now()), "issue");
+    Certificate cert =
+        OrDie(IssueLeaf(f.signer, csr.PublicKey(), f.tmpl, SystemClock::Get().Now()), "issue");
     benchmark::DoNotOptimize(cert.ToPem());
   }
   state.SetItemsProcessed(state.iterations());
@@ -151,7 +155,8 @@ void RawVerify(benchmark::State& state) {
 BENCHMARK(RawVerify)->UseRealTime();
 
 void KeyGen(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(OrDie(PrivateKey::Generate(KeyType::kEcP256), "keygen"));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(OrDie(PrivateKey::Generate(KeyType::kEcP256), "keygen"));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(KeyGen)->UseRealTime();

@@ -1,11 +1,12 @@
-#include "ca/ca_loader.h"
+#include "ca/core/ca_loader.h"
 
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 
 #include "base/log.h"
-#include "ca/daemon.h"
+#include "ca/daemon/daemon.h"
+#include "ca/local/ca_store.h"
 #include "tests/ca/temp_dir.h"
 #include "tests/testing/test_ca.h"
 

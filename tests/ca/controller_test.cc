@@ -1,4 +1,4 @@
-#include "ca/controller.h"
+#include "ca/controller/controller.h"
 
 #include <catch2/catch.hpp>
 

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <set>
 
-#include "ca/controller.h"
+#include "ca/controller/controller.h"
 
 namespace istioca::testing {
 

@@ -1,5 +1,5 @@
 // ca/files.h: atomic single-file writes and the ..data publication of a set of files.
-#include "ca/files.h"
+#include "base/files.h"
 
 #include <sys/stat.h>
 
@@ -29,26 +29,31 @@ int Generations(const std::string& dir) {
 TEST_CASE("files: an atomic write replaces the file with the requested mode", "[files]") {
   TempDir d;
   const std::string p = d / "f";
-  REQUIRE(ca::WriteFileAtomic(p, "one", 0600, true).ok());
-  REQUIRE(ca::WriteFileAtomic(p, "two", 0600).ok());
+  REQUIRE(istioca::WriteFileAtomic(p, "one", 0600, true).ok());
+  REQUIRE(istioca::WriteFileAtomic(p, "two", 0600).ok());
   CHECK(ReadAll(p) == "two");
   CHECK((fs::status(p).permissions() & fs::perms::all) == kOwnerRw);
-  CHECK(std::distance(fs::directory_iterator(d.path()), fs::directory_iterator()) == 1);  // no temp left
-  Status s = ca::WriteFileAtomic("/nonexistent-dir/x", "y", 0600);
+  CHECK(std::distance(fs::directory_iterator(d.path()), fs::directory_iterator()) ==
+        1);  // no temp left
+  Status s = istioca::WriteFileAtomic("/nonexistent-dir/x", "y", 0600);
   CHECK(s.code() == Code::kNotFound);
 }
 
 TEST_CASE("files: a set of files is published through one ..data swap", "[files]") {
   TempDir d;
   WriteFile(d / "key.pem", "old key");  // a regular file from before: replaced by a link
-  REQUIRE(ca::PublishTogether(d.path(), {{"key.pem", "k1", 0600}, {"cert.pem", "c1", 0644}}, false).ok());
+  REQUIRE(
+      istioca::PublishTogether(d.path(), {{"key.pem", "k1", 0600}, {"cert.pem", "c1", 0644}}, false)
+          .ok());
   const fs::path gen1 = fs::read_symlink(d / "..data");
   CHECK(fs::read_symlink(d / "key.pem") == "..data/key.pem");
   CHECK(ReadAll(d / "key.pem") == "k1");
   CHECK(ReadAll(d / "cert.pem") == "c1");
   CHECK((fs::status(d / "key.pem").permissions() & fs::perms::all) == kOwnerRw);
 
-  REQUIRE(ca::PublishTogether(d.path(), {{"key.pem", "k2", 0600}, {"cert.pem", "c2", 0644}}, true).ok());
+  REQUIRE(
+      istioca::PublishTogether(d.path(), {{"key.pem", "k2", 0600}, {"cert.pem", "c2", 0644}}, true)
+          .ok());
   CHECK(fs::read_symlink(d / "..data") != gen1);
   CHECK_FALSE(fs::exists(d / gen1.string()));
   CHECK(Generations(d.path()) == 1);
@@ -56,14 +61,18 @@ TEST_CASE("files: a set of files is published through one ..data swap", "[files]
   CHECK(ReadAll(d / "cert.pem") == "c2");
 }
 
-TEST_CASE("files: a publication that fails leaves the previous set in place and no debris", "[files]") {
+TEST_CASE("files: a publication that fails leaves the previous set in place and no debris",
+          "[files]") {
   TempDir d;
-  REQUIRE(ca::PublishTogether(d.path(), {{"key.pem", "k1", 0600}, {"cert.pem", "c1", 0644}}, false).ok());
+  REQUIRE(
+      istioca::PublishTogether(d.path(), {{"key.pem", "k1", 0600}, {"cert.pem", "c1", 0644}}, false)
+          .ok());
   const fs::path gen1 = fs::read_symlink(d / "..data");
   // A name that would escape the directory (or collide with the scheme's own names) is refused.
   for (const char* bad : {"../x", "", "..data", "a/b"}) {
     INFO(bad);
-    Status s = ca::PublishTogether(d.path(), {{"key.pem", "k2", 0600}, {bad, "x", 0644}}, false);
+    Status s =
+        istioca::PublishTogether(d.path(), {{"key.pem", "k2", 0600}, {bad, "x", 0644}}, false);
     CHECK(s.code() == Code::kInvalidArgument);
   }
   CHECK(fs::read_symlink(d / "..data") == gen1);
@@ -73,7 +82,7 @@ TEST_CASE("files: a publication that fails leaves the previous set in place and 
   {
     istioca::testing::ReadOnlyDir ro(d.path());
     if (ro.effective()) {
-      CHECK_FALSE(ca::PublishTogether(d.path(), {{"key.pem", "k3", 0600}}, false).ok());
+      CHECK_FALSE(istioca::PublishTogether(d.path(), {{"key.pem", "k3", 0600}}, false).ok());
     }
   }
   CHECK(ReadAll(d / "key.pem") == "k1");

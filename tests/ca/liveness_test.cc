@@ -1,15 +1,15 @@
 // The liveness file: what one check does to it, and how the daemon composes its check from the
 // in-process self-issuance and each component's own check (the gRPC server's goes over TLS to
 // its port; see serve_test.cc "the liveness self-check goes through the gRPC server").
-#include "ca/liveness.h"
+#include "ca/daemon/liveness.h"
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <functional>
 #include <thread>
 
-#include "ca/daemon.h"
+#include "ca/daemon/daemon.h"
 #include "tests/ca/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -77,9 +77,11 @@ TEST_CASE("liveness: the daemon's check includes every component's own check", "
   o.liveness_probe_interval = 1s;
   o.probe_check_interval = 50ms;
   ca::DaemonParts parts = ca::DefaultDaemonParts();
-  parts.components.push_back([&](ca::DaemonContext&) -> Result<std::unique_ptr<ca::DaemonComponent>> {
-    return std::unique_ptr<ca::DaemonComponent>(std::make_unique<SwitchComponent>(healthy, calls));
-  });
+  parts.components.push_back(
+      [&](ca::DaemonContext&) -> Result<std::unique_ptr<ca::DaemonComponent>> {
+        return std::unique_ptr<ca::DaemonComponent>(
+            std::make_unique<SwitchComponent>(healthy, calls));
+      });
   MetricsRegistry metrics;
   ca::Daemon daemon(o, parts, SystemClock::Get(), metrics);
   REQUIRE(daemon.Start().ok());

@@ -1,4 +1,4 @@
-#include "ca/local_backend.h"
+#include "ca/local/local_backend.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "base/log.h"
-#include "ca/controller.h"
+#include "ca/controller/controller.h"
 #include "pki/cert.h"
 #include "pki/key.h"
 #include "pki/verify.h"

@@ -1,4 +1,4 @@
-#include "ca/rotation.h"
+#include "ca/core/rotation.h"
 
 #include <catch2/catch.hpp>
 #include <set>

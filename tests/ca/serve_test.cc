@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -25,8 +25,8 @@
 #include "pki/key.h"
 #include "pki/verify.h"
 #include "tests/ca/temp_dir.h"
-#include "tests/testing/wait.h"
 #include "tests/testing/test_ca.h"
+#include "tests/testing/wait.h"
 
 using namespace istioca;
 using namespace std::chrono_literals;
@@ -59,9 +59,9 @@ struct Run {
 class Serve {
  public:
   Serve(const TempDir& dir, std::vector<std::string> extra = {}) : dir_(dir), port_(FreePort()) {
-    std::vector<std::string> args = {ISTIOCA_BINARY,      "serve", "--local-dir",
-                                     dir.path(),          "--monitoring-port",
-                                     std::to_string(port_), "--resync-period", "1s"};
+    std::vector<std::string> args = {
+        ISTIOCA_BINARY,        "serve",           "--local-dir", dir.path(), "--monitoring-port",
+        std::to_string(port_), "--resync-period", "1s"};
     if (std::find(extra.begin(), extra.end(), "--grpc-port") == extra.end()) {
       args.insert(args.end(), {"--grpc-port", "0"});
     }

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "ca/inspect/inspect.h"
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
-#include "ca/inspect.h"
-#include "ca/inspect_input.h"
+#include "ca/inspect/input.h"
 #include "pki/csr.h"
 #include "pki/pem.h"
 #include "tests/testing/test_ca.h"
@@ -47,7 +47,9 @@ std::string TempDir() {
   return dir.string();
 }
 
-void Write(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
+void Write(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
 
 }  // namespace
 
@@ -60,8 +62,8 @@ TEST_CASE("a fresh workload set is healthy, with SPIFFE ID, expiry and rotation 
   // Exactly when the controller will refresh it: half of the 24h lifetime before expiry, less
   // up to 10% jitter derived from the serial.
   REQUIRE(r.rotation_due_at.has_value());
-  CHECK(*r.rotation_due_at == RefreshTime({w.leaf.NotBefore(), w.leaf.NotAfter(), w.leaf.SerialHex()},
-                                          RotationPolicy{}));
+  CHECK(*r.rotation_due_at ==
+        RefreshTime({w.leaf.NotBefore(), w.leaf.NotAfter(), w.leaf.SerialHex()}, RotationPolicy{}));
   CHECK(*r.rotation_due_at >= T0() + 12h);
   CHECK(*r.rotation_due_at <= T0() + 12h + 72min);
   CHECK(r.chain_verified == true);
@@ -128,7 +130,8 @@ TEST_CASE("a broken chain, a foreign root and a wrong key are problems", "[inspe
   CHECK_THAT(r3.warnings.at(0), Catch::Contains("differs from --roots"));
 }
 
-TEST_CASE("a chain without roots is verified against its own trailing root, or not at all", "[inspect]") {
+TEST_CASE("a chain without roots is verified against its own trailing root, or not at all",
+          "[inspect]") {
   Workload w;
   MaterialSet s = w.Set();
   s.roots.clear();
@@ -143,8 +146,8 @@ TEST_CASE("X509-SVID violations are problems only for SPIFFE leaves", "[inspect]
   TestCa ca;
   auto key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   MaterialSet two_ids;
-  two_ids.chain = {Must(pki::IssueLeaf(ca.signer, key.get(),
-                                       {{"spiffe://td/ns/a/sa/b", "spiffe://td/ns/a/sa/c"}, {}, 1h}, T0()))};
+  two_ids.chain = {Must(pki::IssueLeaf(
+      ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b", "spiffe://td/ns/a/sa/c"}, {}, 1h}, T0()))};
   two_ids.roots = {ca.root};
   const SetReport r = Inspect(two_ids, At(T0()));
   REQUIRE_FALSE(r.healthy());
@@ -163,10 +166,12 @@ TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][sec
   Workload w;
   auto b64 = [](const std::string& s) { return pki::Base64Encode(s); };
   const std::string data = "\"cert-chain.pem\":\"" + b64(w.leaf.ToPem()) + "\",\"key.pem\":\"" +
-                           b64(w.key.ToPem()) + "\",\"root-cert.pem\":\"" + b64(w.ca.root.ToPem()) + "\"";
-  const std::string secret = "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"istio.web\","
-                             "\"namespace\":\"default\"},\"type\":\"istio.io/key-and-cert\",\"data\":{" +
-                             data + "}}";
+                           b64(w.key.ToPem()) + "\",\"root-cert.pem\":\"" + b64(w.ca.root.ToPem()) +
+                           "\"";
+  const std::string secret =
+      "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"istio.web\","
+      "\"namespace\":\"default\"},\"type\":\"istio.io/key-and-cert\",\"data\":{" +
+      data + "}}";
   auto sets = ParseMaterial(secret, "standard input", "stdin");
   REQUIRE(sets.ok());
   REQUIRE(sets->size() == 1);
@@ -175,14 +180,17 @@ TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][sec
   CHECK((*sets)[0].roots.size() == 1);
   CHECK(Inspect((*sets)[0], At(T0())).healthy());
 
-  const std::string list = "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[" + secret + "," + secret + "]}";
+  const std::string list =
+      "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[" + secret + "," + secret + "]}";
   auto listed = ParseMaterial(list, "stdin", "stdin");
   REQUIRE(listed.ok());
   CHECK(listed->size() == 2);
 
-  const std::string yaml = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: istio.web\n  namespace: default\n"
-                           "type: istio.io/key-and-cert\ndata:\n  cert-chain.pem: " + b64(w.leaf.ToPem()) +
-                           "\n  key.pem: " + b64(w.key.ToPem()) + "\n  root-cert.pem: " + b64(w.ca.root.ToPem()) + "\n";
+  const std::string yaml =
+      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: istio.web\n  namespace: default\n"
+      "type: istio.io/key-and-cert\ndata:\n  cert-chain.pem: " +
+      b64(w.leaf.ToPem()) + "\n  key.pem: " + b64(w.key.ToPem()) +
+      "\n  root-cert.pem: " + b64(w.ca.root.ToPem()) + "\n";
   auto from_yaml = ParseMaterial(yaml, "stdin", "stdin");
   INFO(from_yaml.status().ToString());
   REQUIRE(from_yaml.ok());
@@ -258,9 +266,9 @@ TEST_CASE("JSON output has the documented stable schema", "[inspect][json]") {
   CHECK(j["schema"] == "istio-ca.inspect/v1");
   CHECK(j["healthy"] == true);
   const auto& s = j["sets"][0];
-  for (const char* key : {"source", "kind", "healthy", "problems", "warnings", "notes", "spiffe_id",
-                          "expires_at", "seconds_left", "rotation_due_at", "chain", "key", "svid",
-                          "certificates", "roots"}) {
+  for (const char* key :
+       {"source", "kind", "healthy", "problems", "warnings", "notes", "spiffe_id", "expires_at",
+        "seconds_left", "rotation_due_at", "chain", "key", "svid", "certificates", "roots"}) {
     INFO(key);
     CHECK(s.contains(key));
   }
@@ -276,7 +284,8 @@ TEST_CASE("JSON output has the documented stable schema", "[inspect][json]") {
   CHECK(leaf["sha256_fingerprint"] == w.leaf.Sha256Fingerprint());
 }
 
-TEST_CASE("text output leads with the SPIFFE ID and time left, colour only when asked", "[inspect][text]") {
+TEST_CASE("text output leads with the SPIFFE ID and time left, colour only when asked",
+          "[inspect][text]") {
   Workload w;
   const SetReport r = Inspect(w.Set(), At(T0() + 1h));
   const std::string plain = RenderText({r}, {false, false});

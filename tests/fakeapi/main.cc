@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
     }
     const std::string ns = r.substr(eq + 1, slash - eq - 1), sa = r.substr(slash + 1);
     s.AddReviewableToken(r.substr(0, eq),
-                         TokenIdentity{"system:serviceaccount:" + ns + ":" + sa, "uid-" + ns + "-" + sa,
+                         TokenIdentity{"system:serviceaccount:" + ns + ":" + sa,
+                                       "uid-" + ns + "-" + sa,
                                        {"system:serviceaccounts", "system:serviceaccounts:" + ns},
                                        {"istio-ca"}});
   }

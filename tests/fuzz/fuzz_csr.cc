@@ -18,8 +18,9 @@ namespace {
 void AgreesWithOpenssl(const std::string& der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   X509_REQ* req = d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size()));
-  const bool ok = req != nullptr && p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
-                  X509_REQ_get0_pubkey(req) != nullptr && X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1;
+  const bool ok =
+      req != nullptr && p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
+      X509_REQ_get0_pubkey(req) != nullptr && X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1;
   X509_REQ_free(req);
   ClearOsslErrors();
   FUZZ_CHECK(ok);

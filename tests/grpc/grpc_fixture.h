@@ -8,7 +8,7 @@
 
 #include <map>
 
-#include "ca/grpc_server.h"
+#include "ca/grpc/server.h"
 #include "istio/v1/auth/ca_service.grpc.pb.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
@@ -26,7 +26,8 @@ class FakeTokenReviewer final : public ca::TokenReviewer {
     if (token == "unreachable") return Unavailable("connection refused");
     if (token.rfind("token:", 0) == 0) {
       auto colon = token.find(':', 6);
-      if (colon != std::string::npos) return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
+      if (colon != std::string::npos)
+        return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
     }
     return Status(Code::kUnauthenticated, "token not authenticated");
   }
@@ -40,8 +41,8 @@ inline std::shared_ptr<const ca::CaBundle> MakeBundle(TimePoint now, bool interm
   auto bundle = std::make_shared<ca::CaBundle>(ca::CaBundle{{root, root_key}, {}, {root}});
   if (intermediate) {
     pki::PrivateKey key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-    pki::Certificate inter = Must(pki::IssueIntermediate({root, root_key}, key.get(),
-                                                         {"intermediate", std::chrono::hours(24 * 100)}, now));
+    pki::Certificate inter = Must(pki::IssueIntermediate(
+        {root, root_key}, key.get(), {"intermediate", std::chrono::hours(24 * 100)}, now));
     bundle->signer = {inter, key};
   }
   return bundle;
@@ -122,7 +123,8 @@ struct Call {
 
 inline Call CreateCertificate(grpc::Channel* ch, const std::string& csr, int64_t ttl_seconds = 0,
                               const std::string& bearer = "") {
-  auto stub = pb::IstioCertificateService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](auto*) {}));
+  auto stub =
+      pb::IstioCertificateService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](auto*) {}));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   if (!bearer.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer);

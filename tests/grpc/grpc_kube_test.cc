@@ -1,7 +1,7 @@
 // The bearer-token path end to end: gRPC call with a service-account JWT → the Kubernetes
 // TokenReviewer (ca/kube_backends.h) → the fake API server's TokenReview → certificate for
 // that service account. Audiences come from --token-audiences.
-#include "ca/kube_backends.h"
+#include "ca/kube/kube_backends.h"
 #include "grpc_fixture.h"
 #include "k8s/http_api.h"
 #include "tests/fakeapi/fake_apiserver.h"
@@ -17,9 +17,11 @@ TEST_CASE("a JWT is checked by TokenReview on the (fake) API server", "[grpc][ku
   auto api_server = Must(fakeapi::FakeApiServer::Start(o));
   api_server->AddUser("admin-token", "admin", true);
   api_server->AddReviewableToken(
-      "jwt-web", {"system:serviceaccount:ns2:web", "uid-1", {"system:serviceaccounts"}, {"istio-ca"}});
+      "jwt-web",
+      {"system:serviceaccount:ns2:web", "uid-1", {"system:serviceaccounts"}, {"istio-ca"}});
   api_server->AddReviewableToken(
-      "jwt-other-aud", {"system:serviceaccount:ns2:web", "uid-2", {"system:serviceaccounts"}, {"vault"}});
+      "jwt-other-aud",
+      {"system:serviceaccount:ns2:web", "uid-2", {"system:serviceaccounts"}, {"vault"}});
 
   k8s::RestConfig rc;
   rc.server = api_server->url();
@@ -33,8 +35,8 @@ TEST_CASE("a JWT is checked by TokenReview on the (fake) API server", "[grpc][ku
   MetricsRegistry metrics;
   ca::GrpcServerOptions options;
   options.listen_address = "127.0.0.1:0";
-  auto reviewer = std::make_shared<ca::KubeTokenReviewer>(api, std::vector<std::string>{"istio-ca"},
-                                                          clock);
+  auto reviewer =
+      std::make_shared<ca::KubeTokenReviewer>(api, std::vector<std::string>{"istio-ca"}, clock);
   auto server = Must(ca::GrpcServer::Start(authority, reviewer, options, metrics, clock));
 
   grpc::SslCredentialsOptions creds;

@@ -42,8 +42,9 @@ TEST_CASE("modern API issues the caller's identity whatever the CSR asks, chain 
   CHECK(CounterValue(f.metrics, "citadel_server_success_cert_issuance_count") == 1);
 }
 
-TEST_CASE("legacy API signs the CSR's identity when it is the caller's, chain empty for a root signer",
-          "[grpc]") {
+TEST_CASE(
+    "legacy API signs the CSR's identity when it is the caller's, chain empty for a root signer",
+    "[grpc]") {
   GrpcFixture f;
   ClientCreds alice = f.ClientCert(kAlice);
   auto ch = f.Channel(&alice);
@@ -62,8 +63,10 @@ TEST_CASE("a bearer token authenticates through TokenReview, and reviews are cac
   Call a = CreateCertificate(ch.get(), CsrPem(), 0, "token:ns2:web");
   INFO(a.status.error_message());
   REQUIRE(a.status.ok());
-  CHECK(Parse1(a.chain[0]).UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/ns2/sa/web"});
-  Call b = HandleCsr(ch.get(), CsrPem({"spiffe://cluster.local/ns/ns2/sa/web"}), 0, "token:ns2:web");
+  CHECK(Parse1(a.chain[0]).UriSans() ==
+        std::vector<std::string>{"spiffe://cluster.local/ns/ns2/sa/web"});
+  Call b =
+      HandleCsr(ch.get(), CsrPem({"spiffe://cluster.local/ns/ns2/sa/web"}), 0, "token:ns2:web");
   REQUIRE(b.status.ok());
   CHECK(f.reviewer->reviews == 1);
   CHECK(CreateCertificate(ch.get(), CsrPem(), 0, "forged").status.error_code() ==
@@ -104,9 +107,10 @@ std::string CaTrueCsr() {
   pki::UniquePtr<X509_REQ> req(X509_REQ_new());
   X509_REQ_set_pubkey(req.get(), key.get());
   X509_EXTENSIONS* exts = sk_X509_EXTENSION_new_null();
-  sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_basic_constraints, "critical,CA:TRUE"));
-  sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name,
-                                                   ("URI:" + kAlice).c_str()));
+  sk_X509_EXTENSION_push(
+      exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_basic_constraints, "critical,CA:TRUE"));
+  sk_X509_EXTENSION_push(
+      exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, ("URI:" + kAlice).c_str()));
   X509_REQ_add_extensions(req.get(), exts);
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   X509_REQ_sign(req.get(), key.get(), EVP_sha256());
@@ -121,30 +125,49 @@ std::string CaTrueCsr() {
 
 TEST_CASE("hostile requests get the right code and nothing is issued", "[grpc][hostile]") {
   using SC = grpc::StatusCode;
-  auto row = GENERATE(
-      HostileRow{"garbage PEM", false, [] { return std::string("not a csr at all"); }, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"signature does not match key", false, GarbageSignatureCsr, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"CSR asks CA:TRUE", false, CaTrueCsr, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"legacy: another identity", true, [] { return CsrPem({kBob}); }, 0, true, SC::PERMISSION_DENIED},
-      HostileRow{"legacy: DNS identity", true, [] { return CsrPem({}, pki::KeyType::kEcP256, {"evil.example"}); }, 0, true, SC::PERMISSION_DENIED},
-      HostileRow{"RSA-1024", false, [] {
-        pki::UniquePtr<EVP_PKEY> k(EVP_RSA_gen(1024));
-        return Must(pki::Csr::Build(pki::PrivateKey::Adopt(std::move(k)), {{kAlice}, {}, ""})).ToPem();
-      }, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"1 MiB CSR", false, [] { return std::string(1 << 20, 'A'); }, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"TTL over max (modern)", false, [] { return CsrPem({kAlice}); }, 2161LL * 3600, true, SC::INVALID_ARGUMENT},
-      HostileRow{"TTL far over max (modern)", false, [] { return CsrPem({kAlice}); }, INT64_MAX, true, SC::INVALID_ARGUMENT},
-      HostileRow{"TTL over max (legacy)", true, [] { return CsrPem({kAlice}); }, INT32_MAX, true, SC::INVALID_ARGUMENT},
-      HostileRow{"negative TTL", false, [] { return CsrPem({kAlice}); }, -60, true, SC::INVALID_ARGUMENT},
-      HostileRow{"negative TTL (legacy)", true, [] { return CsrPem({kAlice}); }, -1, true, SC::INVALID_ARGUMENT},
-      HostileRow{"legacy CSR without SAN", true, [] { return CsrPem(); }, 0, true, SC::INVALID_ARGUMENT},
-      HostileRow{"no credentials", false, [] { return CsrPem({kAlice}); }, 0, false, SC::UNAUTHENTICATED},
-      HostileRow{"no credentials (legacy)", true, [] { return CsrPem({kAlice}); }, 0, false, SC::UNAUTHENTICATED});
+  auto row =
+      GENERATE(HostileRow{"garbage PEM", false, [] { return std::string("not a csr at all"); }, 0,
+                          true, SC::INVALID_ARGUMENT},
+               HostileRow{"signature does not match key", false, GarbageSignatureCsr, 0, true,
+                          SC::INVALID_ARGUMENT},
+               HostileRow{"CSR asks CA:TRUE", false, CaTrueCsr, 0, true, SC::INVALID_ARGUMENT},
+               HostileRow{"legacy: another identity", true, [] { return CsrPem({kBob}); }, 0, true,
+                          SC::PERMISSION_DENIED},
+               HostileRow{"legacy: DNS identity", true,
+                          [] { return CsrPem({}, pki::KeyType::kEcP256, {"evil.example"}); }, 0,
+                          true, SC::PERMISSION_DENIED},
+               HostileRow{"RSA-1024", false,
+                          [] {
+                            pki::UniquePtr<EVP_PKEY> k(EVP_RSA_gen(1024));
+                            return Must(pki::Csr::Build(pki::PrivateKey::Adopt(std::move(k)),
+                                                        {{kAlice}, {}, ""}))
+                                .ToPem();
+                          },
+                          0, true, SC::INVALID_ARGUMENT},
+               HostileRow{"1 MiB CSR", false, [] { return std::string(1 << 20, 'A'); }, 0, true,
+                          SC::INVALID_ARGUMENT},
+               HostileRow{"TTL over max (modern)", false, [] { return CsrPem({kAlice}); },
+                          2161LL * 3600, true, SC::INVALID_ARGUMENT},
+               HostileRow{"TTL far over max (modern)", false, [] { return CsrPem({kAlice}); },
+                          INT64_MAX, true, SC::INVALID_ARGUMENT},
+               HostileRow{"TTL over max (legacy)", true, [] { return CsrPem({kAlice}); }, INT32_MAX,
+                          true, SC::INVALID_ARGUMENT},
+               HostileRow{"negative TTL", false, [] { return CsrPem({kAlice}); }, -60, true,
+                          SC::INVALID_ARGUMENT},
+               HostileRow{"negative TTL (legacy)", true, [] { return CsrPem({kAlice}); }, -1, true,
+                          SC::INVALID_ARGUMENT},
+               HostileRow{"legacy CSR without SAN", true, [] { return CsrPem(); }, 0, true,
+                          SC::INVALID_ARGUMENT},
+               HostileRow{"no credentials", false, [] { return CsrPem({kAlice}); }, 0, false,
+                          SC::UNAUTHENTICATED},
+               HostileRow{"no credentials (legacy)", true, [] { return CsrPem({kAlice}); }, 0,
+                          false, SC::UNAUTHENTICATED});
   // One server for the whole table, with a rate limit that the table does not reach.
   static GrpcFixture* f = new GrpcFixture(true, ca::GrpcLimits{64 * 1024, 1000, 1000});
   static ClientCreds alice = f->ClientCert(kAlice);
   auto ch = row.authenticated ? f->Channel(&alice) : f->Channel();
-  const double issued_before = CounterValue(f->metrics, "citadel_server_success_cert_issuance_count");
+  const double issued_before =
+      CounterValue(f->metrics, "citadel_server_success_cert_issuance_count");
   Call c = row.legacy ? HandleCsr(ch.get(), row.csr(), static_cast<int32_t>(row.ttl))
                       : CreateCertificate(ch.get(), row.csr(), row.ttl);
   INFO(row.name << ": " << c.status.error_message());
@@ -166,7 +189,8 @@ TEST_CASE("a client certificate from another CA cannot connect", "[grpc]") {
   CHECK(CreateCertificate(ch.get(), CsrPem()).status.error_code() == grpc::StatusCode::UNAVAILABLE);
 }
 
-TEST_CASE("per-identity rate limit refuses with ResourceExhausted and refills with time", "[grpc]") {
+TEST_CASE("per-identity rate limit refuses with ResourceExhausted and refills with time",
+          "[grpc]") {
   ca::GrpcLimits limits;
   limits.per_identity_qps = 1;
   limits.per_identity_burst = 2;
@@ -176,11 +200,13 @@ TEST_CASE("per-identity rate limit refuses with ResourceExhausted and refills wi
   auto a = f.Channel(&alice);
   CHECK(CreateCertificate(a.get(), CsrPem()).status.ok());
   CHECK(CreateCertificate(a.get(), CsrPem()).status.ok());
-  CHECK(CreateCertificate(a.get(), CsrPem()).status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(CreateCertificate(a.get(), CsrPem()).status.error_code() ==
+        grpc::StatusCode::RESOURCE_EXHAUSTED);
   CHECK(CreateCertificate(f.Channel(&bob).get(), CsrPem()).status.ok());  // others unaffected
   f.clock.Advance(std::chrono::seconds(1));
   CHECK(CreateCertificate(a.get(), CsrPem()).status.ok());
-  CHECK(CounterValue(f.metrics, "citadel_server_csr_refusal_count", {{"reason", "rate_limited"}}) == 1);
+  CHECK(CounterValue(f.metrics, "citadel_server_csr_refusal_count", {{"reason", "rate_limited"}}) ==
+        1);
 }
 
 TEST_CASE("rate limiter table is bounded; full buckets are evicted first", "[grpc]") {
@@ -235,7 +261,9 @@ TEST_CASE("CA not ready is Unavailable", "[grpc]") {
   auto r = svc.Handle(peer, {ca::CsrApi::kModern, csr, 0});
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == Code::kUnavailable);
-  CHECK(m.GetCounter("citadel_server_csr_sign_err_count", "", {{"error", "CA_NOT_READY"}}).Value() == 1);
+  CHECK(
+      m.GetCounter("citadel_server_csr_sign_err_count", "", {{"error", "CA_NOT_READY"}}).Value() ==
+      1);
 }
 
 TEST_CASE("the serving certificate is renewed past half its life without a restart", "[grpc]") {
@@ -243,8 +271,8 @@ TEST_CASE("the serving certificate is renewed past half its life without a resta
   auto first = Must(pki::FetchPeerChain(f.Address(), "istio-ca", std::chrono::seconds(10)));
   REQUIRE(!first.certs.empty());
   pki::CertInfo info = pki::Describe(first.certs[0]);
-  CHECK(std::find(info.dns_sans.begin(), info.dns_sans.end(), "istio-ca.istio-system.svc.cluster.local") !=
-        info.dns_sans.end());
+  CHECK(std::find(info.dns_sans.begin(), info.dns_sans.end(),
+                  "istio-ca.istio-system.svc.cluster.local") != info.dns_sans.end());
   auto again = Must(pki::FetchPeerChain(f.Address(), "istio-ca", std::chrono::seconds(10)));
   CHECK(again.certs[0] == first.certs[0]);  // not due: same certificate
   f.clock.Advance(first.certs[0].Lifetime() / 2 + std::chrono::minutes(1));
@@ -282,14 +310,20 @@ TEST_CASE("a root change is picked up by the next connection", "[grpc]") {
 
 TEST_CASE("liveness self-check goes through the gRPC server", "[grpc]") {
   GrpcFixture f;
-  Status s = f.server->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca", std::chrono::seconds(10));
+  Status s = f.server->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca",
+                                 std::chrono::seconds(10));
   INFO(s.ToString());
   CHECK(s.ok());
   CHECK(CounterValue(f.metrics, "grpc_server_handled_total",
-                     {{"grpc_service", "istio.v1.auth.IstioCAService"}, {"grpc_method", "HandleCSR"},
-                      {"grpc_type", "unary"}, {"grpc_code", "OK"}}) == 1);
+                     {{"grpc_service", "istio.v1.auth.IstioCAService"},
+                      {"grpc_method", "HandleCSR"},
+                      {"grpc_type", "unary"},
+                      {"grpc_code", "OK"}}) == 1);
   f.server->Stop();
-  CHECK_FALSE(f.server->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca", std::chrono::seconds(2)).ok());
+  CHECK_FALSE(
+      f.server
+          ->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca", std::chrono::seconds(2))
+          .ok());
 }
 
 TEST_CASE("metrics use Istio's names and count codes per method", "[grpc]") {
@@ -300,11 +334,11 @@ TEST_CASE("metrics use Istio's names and count codes per method", "[grpc]") {
   CreateCertificate(f.Channel(&alice).get(), "garbage");
   CreateCertificate(f.Channel(&alice).get(), CsrPem());
   const std::string text = f.metrics.Render();
-  for (const char* want : {"citadel_server_csr_count 3", "citadel_server_authentication_failure_count 1",
-                           "citadel_server_csr_parsing_err_count 1",
-                           "citadel_server_success_cert_issuance_count 1",
-                           "grpc_code=\"Unauthenticated\"", "grpc_code=\"InvalidArgument\"",
-                           "citadel_server_csr_phase_seconds_bucket{phase=\"sign\""}) {
+  for (const char* want :
+       {"citadel_server_csr_count 3", "citadel_server_authentication_failure_count 1",
+        "citadel_server_csr_parsing_err_count 1", "citadel_server_success_cert_issuance_count 1",
+        "grpc_code=\"Unauthenticated\"", "grpc_code=\"InvalidArgument\"",
+        "citadel_server_csr_phase_seconds_bucket{phase=\"sign\""}) {
     INFO(want);
     CHECK(text.find(want) != std::string::npos);
   }

@@ -12,7 +12,7 @@
 #include <iostream>
 
 #include "base/log.h"
-#include "ca/grpc_server.h"
+#include "ca/grpc/server.h"
 #include "pki/issue.h"
 
 using namespace istioca;
@@ -23,7 +23,8 @@ class FakeReviewer final : public ca::TokenReviewer {
   Result<pki::ServiceAccountRef> Review(const std::string& token) override {
     if (token.rfind("token:", 0) == 0) {
       auto colon = token.find(':', 6);
-      if (colon != std::string::npos) return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
+      if (colon != std::string::npos)
+        return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
     }
     return Status(Code::kUnauthenticated, "token not authenticated");
   }
@@ -56,8 +57,8 @@ int main(int argc, char** argv) {
   const Clock& clock = SystemClock::Get();
   ca::Authority authority(ca::IssuancePolicy{}, clock);
   pki::PrivateKey root_key = OrDie(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  pki::Certificate root = OrDie(
-      pki::MakeSelfSignedRoot(root_key, {"cluster.local", std::chrono::hours(24 * 365)}, clock.Now()));
+  pki::Certificate root = OrDie(pki::MakeSelfSignedRoot(
+      root_key, {"cluster.local", std::chrono::hours(24 * 365)}, clock.Now()));
   authority.SetBundle(std::make_shared<ca::CaBundle>(ca::CaBundle{{root, root_key}, {}, {root}}));
 
   pki::PrivateKey client_key = OrDie(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
@@ -74,8 +75,8 @@ int main(int argc, char** argv) {
   options.limits.per_identity_qps = 1000;
   options.limits.per_identity_burst = 1000;
   MetricsRegistry metrics;
-  auto server = OrDie(ca::GrpcServer::Start(authority, std::make_shared<FakeReviewer>(), options,
-                                            metrics, clock));
+  auto server = OrDie(
+      ca::GrpcServer::Start(authority, std::make_shared<FakeReviewer>(), options, metrics, clock));
   std::cout << "port=" << server->port() << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -1,12 +1,13 @@
 // The node agent: renewal timing (pure, fake clock), bootstrap by token and by mTLS, both APIs,
 // atomic 0600 key, and a CA outage that it rides out and recovers from.
+#include "ca/nodeagent/node_agent.h"
+
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "ca/node_agent.h"
 #include "grpc_fixture.h"
 #include "pki/verify.h"
 
@@ -44,8 +45,8 @@ TEST_CASE("retry backoff doubles from the initial interval up to the cap", "[nod
 
 struct AgentFixture {
   explicit AgentFixture(bool legacy = false) : clock(SystemClock::Get().Now()) {
-    dir = fs::temp_directory_path() / ("na-test-" + std::to_string(::getpid()) + "-" +
-                                       std::to_string(counter++));
+    dir = fs::temp_directory_path() /
+          ("na-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     fs::create_directories(dir);
     std::ofstream(dir / "root-cert.pem") << ca.RootsPem();
     std::ofstream(dir / "token") << "token:ns1:vm\n";
@@ -60,7 +61,9 @@ struct AgentFixture {
   }
   ~AgentFixture() { fs::remove_all(dir); }
 
-  ca::NodeAgent Agent() { return ca::NodeAgent(options, clock, [] { return 0.0; }); }
+  ca::NodeAgent Agent() {
+    return ca::NodeAgent(options, clock, [] { return 0.0; });
+  }
   pki::Certificate Leaf() {
     return Must(pki::Certificate::ParsePemChain(Slurp(dir / "cert-chain.pem"))).front();
   }
@@ -74,7 +77,8 @@ struct AgentFixture {
 
 const std::string kVm = "spiffe://cluster.local/ns/ns1/sa/vm";
 
-TEST_CASE("node agent bootstraps with a token, writes a 0600 key and a verified chain", "[node-agent]") {
+TEST_CASE("node agent bootstraps with a token, writes a 0600 key and a verified chain",
+          "[node-agent]") {
   AgentFixture f;
   ca::NodeAgent agent = f.Agent();
   const TimePoint next = agent.Step();
@@ -83,16 +87,19 @@ TEST_CASE("node agent bootstraps with a token, writes a 0600 key and a verified 
   pki::Certificate leaf = f.Leaf();
   CHECK(leaf.UriSans() == std::vector<std::string>{kVm});
   CHECK(next == ca::RenewalTime(leaf.NotBefore(), leaf.NotAfter(), 0.0));
-  CHECK((fs::status(f.dir / "key.pem").permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK((fs::status(f.dir / "key.pem").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
   auto key = Must(pki::PrivateKey::FromPem(Slurp(f.dir / "key.pem")));
   CHECK(pki::SamePublicKey(key.get(), leaf.PublicKey()));
   CHECK(pki::VerifyChain(leaf, {}, f.ca.authority.Bundle()->roots, f.clock.Now()).ok());
   // Not due yet: nothing is sent, nothing rewritten.
-  const double issued = f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value();
+  const double issued =
+      f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value();
   f.clock.Advance(6h);
   CHECK(agent.Step() == next);
   CHECK(f.Leaf() == leaf);
-  CHECK(f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value() == issued);
+  CHECK(f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value() ==
+        issued);
 }
 
 TEST_CASE("node agent renews at half life with a fresh key, over mTLS once it has a certificate",
@@ -121,7 +128,8 @@ TEST_CASE("node agent renews at half life with a fresh key, over mTLS once it ha
   CHECK(Slurp(f.dir / "key.pem") != old_key);
 }
 
-TEST_CASE("node agent keeps its files through a CA outage, backs off, and recovers", "[node-agent]") {
+TEST_CASE("node agent keeps its files through a CA outage, backs off, and recovers",
+          "[node-agent]") {
   AgentFixture f;
   ca::NodeAgent agent = f.Agent();
   agent.Step();
@@ -155,7 +163,8 @@ TEST_CASE("node agent keeps its files through a CA outage, backs off, and recove
   CHECK(next == f.clock.Now() + 1min);
 }
 
-TEST_CASE("node agent without any credential fails without touching files, and retries", "[node-agent]") {
+TEST_CASE("node agent without any credential fails without touching files, and retries",
+          "[node-agent]") {
   AgentFixture f(/*legacy=*/true);
   f.options.token_file.clear();
   ca::NodeAgent agent = f.Agent();
@@ -193,7 +202,8 @@ TEST_CASE("node agent publishes key, chain and roots as one unit through ..data"
   CHECK_FALSE(fs::exists(f.dir / first_gen));
   int generations = 0;
   for (const auto& e : fs::directory_iterator(f.dir)) {
-    generations += e.is_directory() && !e.is_symlink() && e.path().filename().string().rfind("..g", 0) == 0;
+    generations +=
+        e.is_directory() && !e.is_symlink() && e.path().filename().string().rfind("..g", 0) == 0;
   }
   CHECK(generations == 1);
   auto key = Must(pki::PrivateKey::FromPem(Slurp(f.dir / gen / "key.pem")));
@@ -202,7 +212,8 @@ TEST_CASE("node agent publishes key, chain and roots as one unit through ..data"
   CHECK_FALSE(chain.front() == leaf);
 }
 
-TEST_CASE("node agent with key and chain in different directories replaces each file", "[node-agent]") {
+TEST_CASE("node agent with key and chain in different directories replaces each file",
+          "[node-agent]") {
   AgentFixture f;
   fs::create_directories(f.dir / "private");
   f.options.key = (f.dir / "private" / "key.pem").string();

@@ -4,9 +4,9 @@
 // For each key type it writes DIR/<type>/:
 //   root.pem, intermediate.pem     a self-signed root and an intermediate CA (same key type)
 //   leaf.pem, key.pem              a workload leaf issued by the intermediate, and its key (PKCS#8)
-//   chain.pem                      leaf + intermediate (what a workload Secret's cert-chain.pem holds)
-//   leaf-direct.pem                a workload leaf for the same key issued by the root itself
-//   other-root.pem                 an unrelated root that must NOT verify anything here
+//   chain.pem                      leaf + intermediate (what a workload Secret's cert-chain.pem
+//   holds) leaf-direct.pem                a workload leaf for the same key issued by the root
+//   itself other-root.pem                 an unrelated root that must NOT verify anything here
 //   spiffe_id, dns_name, issued_at (Unix seconds), ttl_seconds
 // The wall clock is used on purpose: the external tools verify at their own "now".
 #include <sys/stat.h>
@@ -65,18 +65,18 @@ void Issue(const std::string& dir, KeyType type) {
   Certificate root = OrDie(
       MakeSelfSignedRoot(root_key, {"cluster.local", std::chrono::hours(24 * 3650)}, now), "root");
   PrivateKey int_key = OrDie(PrivateKey::Generate(type), "intermediate key");
-  Certificate intermediate = OrDie(
-      IssueIntermediate({root, root_key}, int_key.get(),
-                        {"cluster.local", std::chrono::hours(24 * 365), 0}, now),
-      "intermediate");
+  Certificate intermediate =
+      OrDie(IssueIntermediate({root, root_key}, int_key.get(),
+                              {"cluster.local", std::chrono::hours(24 * 365), 0}, now),
+            "intermediate");
   PrivateKey leaf_key = OrDie(PrivateKey::Generate(type), "leaf key");
   const LeafTemplate tmpl{{spiffe}, {dns}, ttl};
   Certificate leaf = OrDie(IssueLeaf({intermediate, int_key}, leaf_key.get(), tmpl, now), "leaf");
   Certificate direct = OrDie(IssueLeaf({root, root_key}, leaf_key.get(), tmpl, now), "direct leaf");
   PrivateKey other_key = OrDie(PrivateKey::Generate(type), "other root key");
-  Certificate other = OrDie(
-      MakeSelfSignedRoot(other_key, {"cluster.local", std::chrono::hours(24 * 3650)}, now),
-      "other root");
+  Certificate other =
+      OrDie(MakeSelfSignedRoot(other_key, {"cluster.local", std::chrono::hours(24 * 3650)}, now),
+            "other root");
 
   const std::string d = dir + "/" + name;
   MakeDir(d);
@@ -90,8 +90,10 @@ void Issue(const std::string& dir, KeyType type) {
   Write(d + "/spiffe_id", spiffe);
   Write(d + "/dns_name", dns);
   Write(d + "/issued_at",
-        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
-  Write(d + "/ttl_seconds", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+  Write(d + "/ttl_seconds",
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // The Kubernetes backends of the controller against the fake API server over TLS.
-#include "ca/kube_backends.h"
+#include "ca/kube/kube_backends.h"
 
 #include <catch2/catch.hpp>
 #include <thread>
 
 #include "base/log.h"
-#include "ca/ca_loader.h"
+#include "ca/core/ca_loader.h"
 #include "k8s/errors.h"
 #include "pki/cert.h"
 #include "pki/issue.h"

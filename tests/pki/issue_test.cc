@@ -1,11 +1,11 @@
+#include "pki/issue.h"
+
 #include <openssl/core_names.h>
 
 #include <catch2/catch.hpp>
-
 #include <set>
 
 #include "pki/csr.h"
-#include "pki/issue.h"
 #include "pki/pem.h"
 #include "pki/verify.h"
 #include "tests/testing/test_ca.h"
@@ -17,8 +17,9 @@ using namespace istioca::testing;
 TEST_CASE("a workload certificate has exactly the contents DESIGN.md fixes", "[issue]") {
   TestCa ca;
   auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
-  auto cert = Must(IssueLeaf(ca.signer, key.get(),
-                             {{"spiffe://cluster.local/ns/ns1/sa/sa-a"}, {"sa-a.ns1.svc"}, 24h}, T0()));
+  auto cert =
+      Must(IssueLeaf(ca.signer, key.get(),
+                     {{"spiffe://cluster.local/ns/ns1/sa/sa-a"}, {"sa-a.ns1.svc"}, 24h}, T0()));
   const CertInfo info = Describe(cert);
   CHECK(info.subject.empty());
   CHECK(info.issuer == "O=cluster.local");
@@ -59,7 +60,8 @@ TEST_CASE("NotAfter is clamped to the signer's NotAfter", "[issue]") {
 TEST_CASE("an expired or not-yet-valid signer signs nothing", "[issue]") {
   TestCa ca;
   auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
-  auto late = IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0() + 24h * 366);
+  auto late =
+      IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0() + 24h * 366);
   REQUIRE_FALSE(late.ok());
   CHECK_THAT(late.status().message(), Catch::Contains("expired"));
   auto early = IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0() - 1h);
@@ -115,11 +117,12 @@ TEST_CASE("CSR parsing refuses hostile input", "[csr]") {
     std::string pem;
     std::string why;
   };
-  auto row = GENERATE_COPY(Row{"", "no PEM"}, Row{"garbage", "no PEM"},
-                           Row{std::string(Csr::kMaxPemSize + 1, 'A'), "larger than"},
-                           Row{EncodePem("CERTIFICATE", "\x30\x00"), "expected a CERTIFICATE REQUEST"},
-                           Row{EncodePem("CERTIFICATE REQUEST", "\x30\x03\x02\x01\x00"), "malformed CSR"},
-                           Row{good + good, "exactly one"});
+  auto row =
+      GENERATE_COPY(Row{"", "no PEM"}, Row{"garbage", "no PEM"},
+                    Row{std::string(Csr::kMaxPemSize + 1, 'A'), "larger than"},
+                    Row{EncodePem("CERTIFICATE", "\x30\x00"), "expected a CERTIFICATE REQUEST"},
+                    Row{EncodePem("CERTIFICATE REQUEST", "\x30\x03\x02\x01\x00"), "malformed CSR"},
+                    Row{good + good, "exactly one"});
   auto r = Csr::FromPem(row.pem);
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.status().message(), Catch::Contains(row.why));
@@ -132,9 +135,11 @@ TEST_CASE("issuing refuses a weak subject key and an identity-less template", "[
   CHECK_FALSE(IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 0h}, T0()).ok());
 }
 
-TEST_CASE("the issued certificate carries exactly the subject's public key, for every key type", "[issue]") {
+TEST_CASE("the issued certificate carries exactly the subject's public key, for every key type",
+          "[issue]") {
   TestCa ca;
-  const pki::KeyType type = GENERATE(KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048, KeyType::kRsa3072);
+  const pki::KeyType type =
+      GENERATE(KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048, KeyType::kRsa3072);
   auto key = Must(PrivateKey::Generate(type));
   auto cert = ca.Leaf("spiffe://td/ns/a/sa/b", key);
   // Re-parse from DER so that the key is decoded from the encoded SubjectPublicKeyInfo.
@@ -156,7 +161,8 @@ namespace {
 bool OpensslAccepts(const std::string& der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   UniquePtr<X509_REQ> req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
-  const bool ok = req != nullptr && p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
+  const bool ok = req != nullptr &&
+                  p == reinterpret_cast<const unsigned char*>(der.data()) + der.size() &&
                   X509_REQ_get0_pubkey(req.get()) != nullptr &&
                   X509_REQ_verify(req.get(), X509_REQ_get0_pubkey(req.get())) == 1;
   ClearOsslErrors();
@@ -170,13 +176,16 @@ TEST_CASE("CSRs made by the openssl CLI parse, with their SANs and CA requests",
     const char* ext;
     bool ca;
   };
-  auto row = GENERATE(Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-256", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
-                      Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-384", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
+  auto row = GENERATE(Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-256",
+                          "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
+                      Row{"-newkey ec -pkeyopt ec_paramgen_curve:P-384",
+                          "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
                       Row{"-newkey rsa:2048", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false},
                       Row{"-newkey rsa:2048", "basicConstraints=critical,CA:TRUE", true},
                       Row{"-newkey ed25519", "subjectAltName=URI:spiffe://td/ns/a/sa/b", false});
-  const std::string pem = RunCommand(std::string("openssl req -new -nodes -keyout /dev/null -subj /O=x ") + row.keyopt +
-                                 " -addext '" + row.ext + "' 2>/dev/null");
+  const std::string pem =
+      RunCommand(std::string("openssl req -new -nodes -keyout /dev/null -subj /O=x ") + row.keyopt +
+                 " -addext '" + row.ext + "' 2>/dev/null");
   auto csr = Csr::FromPem(pem);
   INFO(row.keyopt << ": " << csr.status().ToString());
   REQUIRE(csr.ok());
@@ -185,7 +194,8 @@ TEST_CASE("CSRs made by the openssl CLI parse, with their SANs and CA requests",
   CHECK(csr->ToPem() == pem);
 }
 
-TEST_CASE("our CSR parser never accepts what OpenSSL rejects (every single-byte corruption)", "[csr][differential]") {
+TEST_CASE("our CSR parser never accepts what OpenSSL rejects (every single-byte corruption)",
+          "[csr][differential]") {
   const KeyType type = GENERATE(KeyType::kEcP256, KeyType::kRsa2048);
   auto key = Must(PrivateKey::Generate(type));
   const std::string der = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {"b.a.svc"}, ""})).Der();
@@ -214,14 +224,16 @@ TEST_CASE("our CSR parser never accepts what OpenSSL rejects (every single-byte 
 TEST_CASE("hostile CSR structures are refused", "[csr]") {
   auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
   const std::string der = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).Der();
-  CHECK_FALSE(Csr::FromDer(der + std::string(1, '\0')).ok());          // trailing data
-  CHECK_FALSE(Csr::FromDer(der.substr(0, der.size() - 1)).ok());        // truncated
+  CHECK_FALSE(Csr::FromDer(der + std::string(1, '\0')).ok());     // trailing data
+  CHECK_FALSE(Csr::FromDer(der.substr(0, der.size() - 1)).ok());  // truncated
   CHECK_FALSE(Csr::FromDer("").ok());
   CHECK_FALSE(Csr::FromDer(std::string("\x30\x80\x00\x00", 4)).ok());  // indefinite length (BER)
   // A duplicate SAN extension is refused rather than guessing which one counts.
   const std::string dup = RunCommand(
-      "openssl req -new -nodes -keyout /dev/null -subj /O=x -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-      "-addext 'subjectAltName=URI:spiffe://td/ns/a/sa/b' -addext 'subjectAltName=URI:spiffe://td/ns/x/sa/y' 2>/dev/null || true");
+      "openssl req -new -nodes -keyout /dev/null -subj /O=x -newkey ec -pkeyopt "
+      "ec_paramgen_curve:P-256 "
+      "-addext 'subjectAltName=URI:spiffe://td/ns/a/sa/b' -addext "
+      "'subjectAltName=URI:spiffe://td/ns/x/sa/y' 2>/dev/null || true");
   if (!dup.empty()) {
     auto r = Csr::FromPem(dup);
     REQUIRE_FALSE(r.ok());

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "pki/key.h"
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
-#include "pki/key.h"
 #include "pki/pem.h"
 #include "tests/testing/test_ca.h"
 
@@ -52,9 +52,10 @@ TEST_CASE("keys written by openssl in PKCS#1, SEC1 and PKCS#8 are read", "[key][
   auto row = GENERATE(
       Row{"openssl genrsa -traditional 2048 2>/dev/null", "RSA PRIVATE KEY", "RSA 2048"},
       Row{"openssl ecparam -name prime256v1 -genkey 2>/dev/null", "EC PRIVATE KEY", "EC P-256"},
-      Row{"openssl ecparam -name secp384r1 -genkey -noout 2>/dev/null", "EC PRIVATE KEY", "EC P-384"},
-      Row{"openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null", "PRIVATE KEY",
-          "EC P-256"},
+      Row{"openssl ecparam -name secp384r1 -genkey -noout 2>/dev/null", "EC PRIVATE KEY",
+          "EC P-384"},
+      Row{"openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null",
+          "PRIVATE KEY", "EC P-256"},
       Row{"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null", "PRIVATE KEY",
           "RSA 2048"});
   const std::string pem = RunCommand(row.cmd);
@@ -96,7 +97,8 @@ TEST_CASE("small RSA and unsupported curves are not acceptable keys", "[key]") {
   auto weak = PrivateKey::FromPem(rsa1024);
   REQUIRE(weak.ok());
   CHECK_THAT(CheckAcceptableKey(weak->get()).message(), Catch::Contains("too small"));
-  auto p521 = PrivateKey::FromPem(RunCommand("openssl ecparam -name secp521r1 -genkey -noout 2>/dev/null"));
+  auto p521 =
+      PrivateKey::FromPem(RunCommand("openssl ecparam -name secp521r1 -genkey -noout 2>/dev/null"));
   REQUIRE(p521.ok());
   CHECK_THAT(CheckAcceptableKey(p521->get()).message(), Catch::Contains("P-521"));
   auto ed = PrivateKey::FromPem(RunCommand("openssl genpkey -algorithm ED25519 2>/dev/null"));

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "pki/pem.h"
+
+#include <catch2/catch.hpp>
 
 using namespace istioca;
 using namespace istioca::pki;
@@ -42,7 +42,8 @@ TEST_CASE("malformed PEM is refused with a message naming the problem", "[pem]")
       Row{"-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n", "ends with END"},
       Row{"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "malformed base64"},
       Row{"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "empty"},
-      Row{"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+      Row{"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE "
+          "KEY-----\n",
           "encrypted"});
   auto r = ParsePem(row.input);
   REQUIRE_FALSE(r.ok());

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "pki/spiffe.h"
+
+#include <catch2/catch.hpp>
 
 using namespace istioca;
 using namespace istioca::pki;
@@ -31,11 +31,14 @@ TEST_CASE("SPIFFE IDs that break the spec are refused", "[spiffe]") {
       Row{"", "empty"}, Row{"http://cluster.local/ns/a", "spiffe://"},
       Row{"SPIFFE://cluster.local/ns/a", "spiffe://"}, Row{"spiffe://", "trust domain is empty"},
       Row{"spiffe:///ns/a", "trust domain is empty"}, Row{"spiffe://Cluster.local/x", "lowercase"},
-      Row{"spiffe://cluster.local:8080/x", "port"}, Row{"spiffe://user@cluster.local/x", "userinfo"},
-      Row{"spiffe://cluster.local/ns/a?x=1", "query"}, Row{"spiffe://cluster.local/ns/a#f", "fragment"},
-      Row{"spiffe://cluster.local/", "end with"}, Row{"spiffe://cluster.local/ns//a", "empty segment"},
-      Row{"spiffe://cluster.local/ns/a/", "empty segment"}, Row{"spiffe://cluster.local/./a", "'.'"},
-      Row{"spiffe://cluster.local/../a", "'.'"}, Row{"spiffe://cluster.local/ns/a b", "invalid character"},
+      Row{"spiffe://cluster.local:8080/x", "port"},
+      Row{"spiffe://user@cluster.local/x", "userinfo"},
+      Row{"spiffe://cluster.local/ns/a?x=1", "query"},
+      Row{"spiffe://cluster.local/ns/a#f", "fragment"}, Row{"spiffe://cluster.local/", "end with"},
+      Row{"spiffe://cluster.local/ns//a", "empty segment"},
+      Row{"spiffe://cluster.local/ns/a/", "empty segment"},
+      Row{"spiffe://cluster.local/./a", "'.'"}, Row{"spiffe://cluster.local/../a", "'.'"},
+      Row{"spiffe://cluster.local/ns/a b", "invalid character"},
       Row{"spiffe://cluster.local/ns/%41", "invalid character"},
       Row{"spiffe://clu$ter/x", "invalid character"},
       Row{"spiffe://" + std::string(256, 'a'), "255"},

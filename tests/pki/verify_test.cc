@@ -1,7 +1,8 @@
+#include "pki/verify.h"
+
 #include <catch2/catch.hpp>
 
 #include "pki/issue.h"
-#include "pki/verify.h"
 #include "tests/testing/test_ca.h"
 
 using namespace istioca;
@@ -28,7 +29,8 @@ TEST_CASE("a chain verifies at a chosen time and not outside the leaf's validity
 TEST_CASE("any of several roots is trusted, and an intermediate completes the chain", "[verify]") {
   TestCa old_ca, new_ca;
   auto inter_key = Must(PrivateKey::Generate(KeyType::kEcP256));
-  auto inter = Must(IssueIntermediate(new_ca.signer, inter_key.get(), {"intermediate", 24h * 30}, T0()));
+  auto inter =
+      Must(IssueIntermediate(new_ca.signer, inter_key.get(), {"intermediate", 24h * 30}, T0()));
   Signer inter_signer{inter, inter_key};
   auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
   auto leaf = Must(IssueLeaf(inter_signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0()));
@@ -43,7 +45,8 @@ TEST_CASE("any of several roots is trusted, and an intermediate completes the ch
 
 TEST_CASE("X509-SVID rules flag CA leaves, missing or extra URIs", "[verify][svid]") {
   TestCa ca;
-  CertInfo leaf = Describe(ca.Leaf("spiffe://td/ns/a/sa/b", Must(PrivateKey::Generate(KeyType::kEcP256))));
+  CertInfo leaf =
+      Describe(ca.Leaf("spiffe://td/ns/a/sa/b", Must(PrivateKey::Generate(KeyType::kEcP256))));
   REQUIRE(LeafSvidViolations(leaf).empty());
   CertInfo two = leaf;
   two.uri_sans.push_back("spiffe://td/ns/a/sa/c");

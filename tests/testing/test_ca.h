@@ -2,7 +2,6 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <string>
 
@@ -36,8 +35,8 @@ inline std::string RunCommand(const std::string& cmd) {
 
 struct TestCa {
   pki::PrivateKey root_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  pki::Certificate root =
-      Must(pki::MakeSelfSignedRoot(root_key, {"cluster.local", std::chrono::hours(24 * 365)}, T0()));
+  pki::Certificate root = Must(
+      pki::MakeSelfSignedRoot(root_key, {"cluster.local", std::chrono::hours(24 * 365)}, T0()));
   pki::Signer signer{root, root_key};
 
   pki::Certificate Leaf(const std::string& uri, const pki::PrivateKey& key,

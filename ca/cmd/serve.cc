@@ -1,0 +1,242 @@
+// `istio-ca serve` (also the bare `istio-ca [flags]`): the CA daemon.
+//
+// Every flag is validated before anything starts; a bad value is one line on stderr and exit 2.
+// A failure while starting (unreadable or invalid CA files, a busy port) is one line and exit 1.
+// SIGTERM/SIGINT shut down cleanly (publications are atomic and finish first); SIGHUP re-reads
+// plugged-in CA files and resyncs the secrets.
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+
+#include "base/log.h"
+#include "base/metrics.h"
+#include "ca/cmd/cli.h"
+#include "ca/daemon/daemon.h"
+
+namespace istioca::ca {
+namespace {
+
+struct ServeFlags {
+  DaemonOptions o;
+  bool self_signed = true;
+  std::string ca_key_type = "ec-p256", workload_key_type = "ec-p256";
+  std::string self_signed_ttl = "87600h", workload_ttl = "24h", max_ttl = "2160h";
+  std::string min_grace = "10m", liveness_interval = "0s", probe_check_interval = "30s";
+  std::string resync = "1m";
+  std::string custom_dns;
+  std::string log_level = "info";
+};
+
+Status Duration(const std::string& flag, const std::string& text, istioca::Duration& out) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) return InvalidArgument(flag + ": " + d.status().message());
+  out = *d;
+  return OkStatus();
+}
+
+Status Finish(ServeFlags& f, const CLI::App& cmd) {
+  DaemonOptions& o = f.o;
+  RETURN_IF_ERROR(
+      Duration("--self-signed-ca-cert-ttl", f.self_signed_ttl, o.self_signed_ca_cert_ttl));
+  RETURN_IF_ERROR(Duration("--workload-cert-ttl", f.workload_ttl, o.workload_cert_ttl));
+  RETURN_IF_ERROR(Duration("--max-workload-cert-ttl", f.max_ttl, o.max_workload_cert_ttl));
+  RETURN_IF_ERROR(
+      Duration("--workload-cert-min-grace-period", f.min_grace, o.workload_cert_min_grace_period));
+  RETURN_IF_ERROR(
+      Duration("--liveness-probe-interval", f.liveness_interval, o.liveness_probe_interval));
+  RETURN_IF_ERROR(
+      Duration("--probe-check-interval", f.probe_check_interval, o.probe_check_interval));
+  RETURN_IF_ERROR(Duration("--resync-period", f.resync, o.resync_period));
+  auto ck = pki::ParseKeyType(f.ca_key_type);
+  if (!ck.ok()) return InvalidArgument("--ca-key-type: " + ck.status().message());
+  o.ca_key_type = *ck;
+  auto wk = pki::ParseKeyType(f.workload_key_type);
+  if (!wk.ok()) return InvalidArgument("--workload-key-type: " + wk.status().message());
+  o.workload_key_type = *wk;
+  auto dns = ParseCustomDnsNames(f.custom_dns);
+  if (!dns.ok()) return dns.status();
+  o.custom_dns_names = *dns;
+  // Istio replaces '@' in the trust domain with '.'.
+  for (char& c : o.trust_domain) c = c == '@' ? '.' : c;
+  // --self-signed-ca defaults to true unless plugged-in files are given.
+  const bool plugged = !o.signing_cert.empty() || !o.signing_key.empty() || !o.root_cert.empty();
+  o.self_signed_ca = cmd.count("--self-signed-ca") ? f.self_signed : !plugged;
+  // Istio's pkg/log syntax "default:info" is accepted as well as "info".
+  std::string level = f.log_level;
+  if (const size_t colon = level.rfind(':'); colon != std::string::npos)
+    level = level.substr(colon + 1);
+  if (level != "debug" && level != "info" && level != "warn" && level != "error" &&
+      level != "none") {
+    return InvalidArgument("--log_output_level: \"" + f.log_level +
+                           "\" is not one of debug, info, warn, error, none");
+  }
+  o.log_output_level = level;
+  if (o.local_dir.empty() && !DefaultDaemonParts().kube_backends) {
+    return InvalidArgument("Kubernetes mode is not available in this build; pass --local-dir DIR");
+  }
+  return ValidateDaemonOptions(o);
+}
+
+int RunServe(const DaemonOptions& options) {
+  if (Status s = ConfigureLogging(options.log_output_level, options.log_as_json); !s.ok()) {
+    std::cerr << "istio-ca: " << s.message() << "\n";
+    return 2;
+  }
+  // Signals are taken synchronously by this thread; every thread started later inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto log = Logger("daemon");
+  Daemon daemon(options, DefaultDaemonParts(), SystemClock::Get(), MetricsRegistry::Default());
+  if (Status s = daemon.Start(); !s.ok()) {
+    log->error("start failed error=\"{}\"", s.ToString());
+    std::cerr << "istio-ca: " << s.message() << "\n";
+    daemon.Shutdown();
+    daemon.Wait();
+    return 1;
+  }
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log->info("SIGHUP: reloading");
+      daemon.Reload();
+      continue;
+    }
+    log->info("signal received, shutting down signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+  daemon.Shutdown();
+  daemon.Wait();
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app, CommandContext& ctx) {
+  auto f = std::make_shared<ServeFlags>();
+  DaemonOptions& o = f->o;
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Run the CA daemon: keep every service account's certificate fresh, serve gRPC");
+  cmd->option_defaults()->always_capture_default();
+  const char* kId = "Identity";
+  const char* kCa = "CA source";
+  const char* kWl = "Workload certificates";
+  const char* kWhere = "Where";
+  const char* kServe = "Serving";
+  const char* kLive = "Liveness";
+  const char* kLog = "Logging";
+  cmd->add_option("--trust-domain", o.trust_domain, "Trust domain of the SPIFFE identities")
+      ->group(kId);
+
+  cmd->add_flag(
+         "--self-signed-ca", f->self_signed,
+         "Use a self-signed root, created once and reused (default unless --signing-cert is given)")
+      ->group(kCa);
+  cmd->add_option("--self-signed-ca-org", o.self_signed_ca_org,
+                  "Organization of the self-signed root (default: the trust domain)")
+      ->group(kCa);
+  cmd->add_option("--self-signed-ca-cert-ttl", f->self_signed_ttl,
+                  "Lifetime of the self-signed root")
+      ->group(kCa);
+  cmd->add_option("--ca-key-type", f->ca_key_type,
+                  "Self-signed root key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096")
+      ->group(kCa);
+  cmd->add_option("--signing-cert", o.signing_cert,
+                  "Plugged-in CA: signing certificate (PEM); watched and reloaded")
+      ->group(kCa);
+  cmd->add_option("--signing-key", o.signing_key, "Plugged-in CA: signing key (PEM)")->group(kCa);
+  cmd->add_option("--root-cert", o.root_cert,
+                  "Plugged-in CA: root certificate(s) (PEM); all are trusted and published")
+      ->group(kCa);
+  cmd->add_option("--cert-chain", o.cert_chain,
+                  "Plugged-in CA: intermediates between signing cert and root (PEM, optional)")
+      ->group(kCa);
+
+  cmd->add_option("--workload-cert-ttl", f->workload_ttl, "Lifetime of workload certificates")
+      ->group(kWl);
+  cmd->add_option("--max-workload-cert-ttl", f->max_ttl,
+                  "Longest TTL a request may ask for (more is an error, not a clamp)")
+      ->group(kWl);
+  cmd->add_option("--workload-cert-grace-period-ratio", o.workload_cert_grace_period_ratio,
+                  "Refresh when this fraction of the lifetime is left, in [0, 1]")
+      ->group(kWl);
+  cmd->add_option("--workload-cert-min-grace-period", f->min_grace,
+                  "Minimum grace period before expiry")
+      ->group(kWl);
+  cmd->add_option("--workload-key-type", f->workload_key_type,
+                  "Workload key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096")
+      ->group(kWl);
+  cmd->add_flag("--append-dns-names", o.append_dns_names,
+                "Add Istio's webhook DNS names to their service accounts' certificates")
+      ->group(kWl);
+  cmd->add_option("--custom-dns-names", f->custom_dns, "Extra DNS names: sa.ns:domain,...")
+      ->group(kWl);
+
+  cmd->add_option(
+         "--local-dir", o.local_dir,
+         "Local-directory mode: DIR/serviceaccounts/<ns>/<sa> in, DIR/secrets/<ns>/istio.<sa>/ out")
+      ->group(kWhere);
+  cmd->add_option("--kube-config", o.kube_config,
+                  "Kubernetes: kubeconfig path (empty: in-cluster config)")
+      ->group(kWhere);
+  cmd->add_option("--listened-namespaces,--listened-namespace", o.listened_namespaces,
+                  "Kubernetes: namespaces to watch (empty: all)")
+      ->delimiter(',')
+      ->group(kWhere);
+  cmd->add_option("--istio-ca-storage-namespace,--citadel-storage-namespace", o.storage_namespace,
+                  "Namespace of istio-ca-secret and of the webhook service accounts")
+      ->group(kWhere);
+  cmd->add_option("--kube-api-qps", o.kube_api_qps, "Kubernetes: client request rate limit")
+      ->group(kWhere);
+  cmd->add_option("--kube-api-burst", o.kube_api_burst, "Kubernetes: client burst")->group(kWhere);
+  cmd->add_option("--resync-period", f->resync, "Full reconcile period (level-triggered repair)")
+      ->group(kWhere);
+  cmd->add_option("--workers", o.workers, "Threads that generate keys, sign and publish")
+      ->group(kWhere);
+
+  cmd->add_option("--grpc-port", o.grpc_port, "gRPC CSR service port (0: off)")->group(kServe);
+  cmd->add_option("--grpc-host-identities", o.grpc_host_identities,
+                  "DNS names in the gRPC server certificate")
+      ->delimiter(',')
+      ->group(kServe);
+  cmd->add_option("--monitoring-port", o.monitoring_port,
+                  "/metrics, /healthz, /readyz, /version port (0: off)")
+      ->group(kServe);
+  cmd->add_option("--token-audiences", o.token_audiences,
+                  "Audiences accepted in service-account JWTs")
+      ->delimiter(',')
+      ->group(kServe);
+
+  cmd->add_option("--liveness-probe-path", o.liveness_probe_path,
+                  "File touched while the periodic self-issuance succeeds")
+      ->group(kLive);
+  cmd->add_option("--liveness-probe-interval", f->liveness_interval,
+                  "How fresh the liveness file is kept (0: off)")
+      ->group(kLive);
+  cmd->add_option("--probe-check-interval", f->probe_check_interval,
+                  "Interval of the self-issuance check")
+      ->group(kLive);
+
+  cmd->add_option("--log_output_level", f->log_level, "debug, info, warn, error or none")
+      ->group(kLog);
+  cmd->add_flag("--log_as_json", o.log_as_json, "One JSON object per log line")->group(kLog);
+
+  cmd->callback([f, cmd, &ctx] {
+    if (Status s = Finish(*f, *cmd); !s.ok()) {
+      std::cerr << "istio-ca: " << s.message() << "\n";
+      ctx.exit_code = 2;
+      return;
+    }
+    ctx.exit_code = RunServe(f->o);
+  });
+}
+
+}  // namespace istioca::ca

@@ -1,0 +1,87 @@
+// ca/authority.h — the CA: a swappable signing bundle plus the workload issuance policy.
+//
+// Authority is what every front end (secret controller, gRPC service, liveness self-check)
+// signs through. It owns no storage: where the bundle comes from (self-signed and persisted,
+// or plugged-in files) is decided by its loader, which swaps in a validated bundle with
+// SetBundle(). Sign() is thread-safe and never blocks on a reload: it takes a snapshot.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "pki/cert.h"
+#include "pki/issue.h"
+#include "pki/key.h"
+
+namespace istioca::ca {
+
+// One immutable CA generation.
+struct CaBundle {
+  pki::Signer signer;                   // the certificate that signs workloads, and its key
+  std::vector<pki::Certificate> chain;  // from the signer's issuer up to (excluding) the root
+  std::vector<pki::Certificate> roots;  // every trusted root, all published
+
+  bool SignerIsRoot() const;
+  // Leaf-side chain to publish after a leaf: the signer (unless it is a root) and `chain`.
+  std::vector<pki::Certificate> Intermediates() const;
+  std::string RootsPem() const;
+  // Checks the bundle at `now`: the signer chains to a root through `chain`, the key matches,
+  // the signer is a CA with keyCertSign, and it is within its validity. Errors name the problem.
+  Status Validate(TimePoint now) const;
+};
+
+struct IssuancePolicy {
+  std::string trust_domain = "cluster.local";
+  Duration default_ttl = std::chrono::hours(24);
+  Duration max_ttl = std::chrono::hours(2160);
+  pki::KeyType workload_key_type = pki::KeyType::kEcP256;
+  // --append-dns-names: add <sa>.<ns>.svc and <sa>.<ns>.svc.cluster.local... see ca/policy docs.
+  bool append_dns_names = false;
+  // --custom-dns-names "sa.ns:domain": extra DNS names for one service account, keyed "sa.ns".
+  std::map<std::string, std::vector<std::string>> custom_dns_names;
+};
+
+struct IssuedCert {
+  pki::Certificate leaf;
+  std::vector<pki::Certificate> intermediates;  // signer (if not a root) and its chain
+  std::vector<pki::Certificate> roots;
+
+  std::string CertChainPem() const;  // leaf + intermediates: Istio's cert-chain.pem
+  std::string RootCertPem() const;   // every root: Istio's root-cert.pem
+};
+
+class Authority {
+ public:
+  Authority(IssuancePolicy policy, const Clock& clock)
+      : policy_(std::move(policy)), clock_(clock) {}
+
+  // Replaces the bundle (the caller has validated it). Signing continues on the old snapshot
+  // until this returns.
+  void SetBundle(std::shared_ptr<const CaBundle> bundle);
+  // Null until a bundle has been set.
+  std::shared_ptr<const CaBundle> Bundle() const;
+  const IssuancePolicy& policy() const { return policy_; }
+  const Clock& clock() const { return clock_; }
+
+  // Signs `subject_key` for exactly `uris` and `dns_names`. requested_ttl 0 means the policy
+  // default; above the policy max is InvalidArgument (an error, not a clamp, as Istio does);
+  // negative is InvalidArgument. Unavailable when no bundle is loaded.
+  Result<IssuedCert> Sign(EVP_PKEY* subject_key, const std::vector<std::string>& uris,
+                          const std::vector<std::string>& dns_names, Duration requested_ttl) const;
+
+  // The TTL that Sign would use, or InvalidArgument.
+  Result<Duration> EffectiveTtl(Duration requested_ttl) const;
+
+ private:
+  const IssuancePolicy policy_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const CaBundle> bundle_;
+};
+
+}  // namespace istioca::ca

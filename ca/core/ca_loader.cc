@@ -1,0 +1,198 @@
+#include "ca/core/ca_loader.h"
+
+#include "base/files.h"
+#include "base/log.h"
+#include "pki/cert.h"
+#include "pki/issue.h"
+
+namespace istioca::ca {
+namespace {
+
+Result<std::vector<pki::Certificate>> ParseCerts(const std::string& pem, const std::string& what) {
+  auto certs = pki::Certificate::ParsePemChain(pem);
+  if (!certs.ok()) return certs.status().WithContext(what);
+  return certs;
+}
+
+Result<std::shared_ptr<const CaBundle>> MakeBundle(const std::string& cert_pem,
+                                                   const std::string& key_pem,
+                                                   const std::string& roots_pem,
+                                                   const std::string& chain_pem,
+                                                   const std::string& names, TimePoint now) {
+  ASSIGN_OR_RETURN(auto certs, ParseCerts(cert_pem, "signing certificate"));
+  auto key = pki::PrivateKey::FromPem(key_pem);
+  if (!key.ok()) return key.status().WithContext("signing key");
+  pki::Signer signer{certs.front(), std::move(key).value()};
+  ASSIGN_OR_RETURN(std::vector<pki::Certificate> roots, ParseCerts(roots_pem, "root certificate"));
+  std::vector<pki::Certificate> intermediates;
+  if (chain_pem.find("-----BEGIN") != std::string::npos) {
+    ASSIGN_OR_RETURN(auto chain, ParseCerts(chain_pem, "certificate chain"));
+    // Istio's cacerts convention puts the signing cert itself first in cert-chain.pem when it is
+    // directly under the root; it is not an intermediate of itself. Roots are not either.
+    for (pki::Certificate& c : chain) {
+      bool is_root = false;
+      for (const pki::Certificate& r : roots) is_root |= r == c;
+      if (!(c == signer.cert) && !is_root) intermediates.push_back(std::move(c));
+    }
+  }
+  auto bundle = std::make_shared<CaBundle>(
+      CaBundle{std::move(signer), std::move(intermediates), std::move(roots)});
+  Status s = bundle->Validate(now);
+  if (!s.ok()) return s.WithContext("invalid CA bundle (" + names + ")");
+  return std::shared_ptr<const CaBundle>(std::move(bundle));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const CaBundle>> BundleFromStored(const StoredCa& s, TimePoint now) {
+  return MakeBundle(s.ca_cert_pem, s.ca_key_pem,
+                    s.root_cert_pem.empty() ? s.ca_cert_pem : s.root_cert_pem, s.cert_chain_pem,
+                    "stored CA", now);
+}
+
+Result<std::shared_ptr<const CaBundle>> LoadOrCreateSelfSigned(CaStore& store,
+                                                               const SelfSignedOptions& options,
+                                                               TimePoint now) {
+  auto log = Logger("ca");
+  auto stored = store.Load();
+  if (stored.ok()) {
+    ASSIGN_OR_RETURN(auto bundle, BundleFromStored(*stored, now));
+    log->info("loaded the stored self-signed CA serial={} not_after={}",
+              bundle->signer.cert.SerialHex(), FormatRfc3339(bundle->signer.cert.NotAfter()));
+    return bundle;
+  }
+  if (stored.status().code() != Code::kNotFound) {
+    return stored.status().WithContext("loading the stored CA");
+  }
+  ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(options.key_type));
+  ASSIGN_OR_RETURN(pki::Certificate root,
+                   pki::MakeSelfSignedRoot(key, {options.organization, options.ttl}, now));
+  StoredCa fresh{root.ToPem(), key.ToPem(), root.ToPem(), ""};
+  Status s = store.Create(fresh);
+  if (s.code() == Code::kAlreadyExists) {
+    // Another replica won the race: use its CA so that both serve the same root.
+    log->info("another instance stored a CA first; using it");
+    ASSIGN_OR_RETURN(StoredCa theirs, store.Load());
+    return BundleFromStored(theirs, now);
+  }
+  if (!s.ok()) return s.WithContext("storing the new self-signed CA");
+  log->info("created a self-signed CA org={} key={} serial={} not_after={}", options.organization,
+            pki::KeyTypeName(options.key_type), root.SerialHex(), FormatRfc3339(root.NotAfter()));
+  return BundleFromStored(fresh, now);
+}
+
+Result<std::shared_ptr<const CaBundle>> LoadPluggedCa(const PluggedCaFiles& f, TimePoint now) {
+  auto read = [](const std::string& path, const char* flag) -> Result<std::string> {
+    auto r = ReadFileToString(path);
+    if (!r.ok()) return r.status().WithContext(std::string(flag) + " " + path);
+    return r;
+  };
+  ASSIGN_OR_RETURN(std::string cert, read(f.signing_cert, "--signing-cert"));
+  ASSIGN_OR_RETURN(std::string key, read(f.signing_key, "--signing-key"));
+  ASSIGN_OR_RETURN(std::string roots, read(f.root_cert, "--root-cert"));
+  std::string chain;
+  if (!f.cert_chain.empty()) {
+    ASSIGN_OR_RETURN(chain, read(f.cert_chain, "--cert-chain"));
+  }
+  return MakeBundle(cert, key, roots, chain,
+                    "--signing-cert " + f.signing_cert + " --root-cert " + f.root_cert, now);
+}
+
+CaReloader::CaReloader(Authority& authority, PluggedCaFiles files, const Clock& clock,
+                       MetricsRegistry& metrics, std::function<void()> on_swap)
+    : authority_(authority),
+      files_(std::move(files)),
+      clock_(clock),
+      on_swap_(std::move(on_swap)),
+      reloads_(metrics.GetCounter("istio_ca_ca_bundle_reloads_total",
+                                  "Plugged-in CA bundles loaded after a change.")),
+      failures_(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total",
+                                   "Plugged-in CA bundle changes rejected (the old bundle "
+                                   "keeps serving).")),
+      failing_(metrics.GetGauge("istio_ca_ca_bundle_reload_failing",
+                                "1 while the plugged-in CA files on disk are rejected.")) {}
+
+CaReloader::~CaReloader() { Stop(); }
+
+namespace {
+std::string Fingerprint(const PluggedCaFiles& f) {
+  std::string out;
+  for (const std::string* p : {&f.signing_cert, &f.signing_key, &f.root_cert, &f.cert_chain}) {
+    if (p->empty()) continue;
+    auto r = ReadFileToString(*p);
+    out += r.ok() ? *r : "<unreadable:" + r.status().message() + ">";
+    out += '\0';
+  }
+  return out;
+}
+}  // namespace
+
+Status CaReloader::LoadInitial() {
+  std::lock_guard<std::mutex> lock(check_mu_);
+  const std::string fp = Fingerprint(files_);
+  ASSIGN_OR_RETURN(auto bundle, LoadPluggedCa(files_, clock_.Now()));
+  authority_.SetBundle(bundle);
+  current_fingerprint_ = fp;
+  Logger("ca")->info("loaded plugged-in CA signer_serial={} roots={} not_after={}",
+                     bundle->signer.cert.SerialHex(), bundle->roots.size(),
+                     FormatRfc3339(bundle->signer.cert.NotAfter()));
+  return OkStatus();
+}
+
+bool CaReloader::CheckNow(bool force) {
+  std::unique_lock<std::mutex> lock(check_mu_);
+  const std::string fp = Fingerprint(files_);
+  if (!force && fp == current_fingerprint_) {
+    failing_.Set(0);
+    return false;
+  }
+  if (!force && fp == rejected_fingerprint_) return false;  // already reported
+  auto log = Logger("ca");
+  auto bundle = LoadPluggedCa(files_, clock_.Now());
+  if (!bundle.ok()) {
+    failures_.Inc();
+    failing_.Set(1);
+    rejected_fingerprint_ = fp;
+    log->error("rejected the changed plugged-in CA; keeping the current bundle error=\"{}\"",
+               bundle.status().ToString());
+    return false;
+  }
+  const bool changed = fp != current_fingerprint_;
+  current_fingerprint_ = fp;
+  rejected_fingerprint_.clear();
+  failing_.Set(0);
+  if (!changed) return false;  // a forced check of unchanged files
+  authority_.SetBundle(*bundle);
+  reloads_.Inc();
+  log->info("reloaded plugged-in CA signer_serial={} roots={} not_after={}",
+            (*bundle)->signer.cert.SerialHex(), (*bundle)->roots.size(),
+            FormatRfc3339((*bundle)->signer.cert.NotAfter()));
+  lock.unlock();
+  if (on_swap_) on_swap_();
+  return true;
+}
+
+void CaReloader::Start(Duration interval) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this, interval] {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, interval, [this] { return stopping_; })) {
+      l.unlock();
+      CheckNow();
+      l.lock();
+    }
+  });
+}
+
+void CaReloader::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace istioca::ca

@@ -1,0 +1,38 @@
+// ca/ca_store.h — where the self-signed CA persists, so that a restart keeps the root.
+//
+// Local mode keeps it in DIR/ca/ (ca/local/ca_store.h); Kubernetes keeps it in the Secret
+// `istio-ca-secret` (type istio.io/ca-root) in the storage namespace. The store holds PEM text
+// only; ca/ca_loader.h turns it into a validated CaBundle.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+
+namespace istioca::ca {
+
+// The data of `istio-ca-secret` (and of DIR/ca/): Istio's key names.
+struct StoredCa {
+  std::string ca_cert_pem;     // ca-cert.pem: the signing certificate
+  std::string ca_key_pem;      // ca-key.pem: its key (never logged)
+  std::string root_cert_pem;   // root-cert.pem: every trusted root (self-signed: = ca-cert.pem)
+  std::string cert_chain_pem;  // cert-chain.pem: intermediates above the signer (may be empty)
+};
+
+inline constexpr const char* kCaCertKey = "ca-cert.pem";
+inline constexpr const char* kCaKeyKey = "ca-key.pem";
+inline constexpr const char* kCaSecretName = "istio-ca-secret";
+inline constexpr const char* kCaSecretType = "istio.io/ca-root";
+
+// Thread-safe. Contract (one suite runs against every implementation):
+//   Load:   kNotFound when nothing is stored; other errors are retried by the caller.
+//   Create: stores `ca` only if nothing is stored yet; kAlreadyExists otherwise. Two replicas
+//           racing both call Load() after an AlreadyExists and end up using the same CA.
+class CaStore {
+ public:
+  virtual ~CaStore() = default;
+  virtual Result<StoredCa> Load() const = 0;
+  virtual Status Create(const StoredCa& ca) = 0;
+};
+
+}  // namespace istioca::ca

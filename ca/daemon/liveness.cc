@@ -1,0 +1,115 @@
+#include "ca/daemon/liveness.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/files.h"
+#include "base/log.h"
+#include "pki/key.h"
+#include "pki/verify.h"
+
+namespace istioca::ca {
+
+Status SelfCheck(const Authority& authority, Duration ttl) {
+  ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  const std::string uri =
+      "spiffe://" + authority.policy().trust_domain + "/ns/istio-ca/sa/liveness-probe";
+  ttl = std::min(ttl, authority.policy().max_ttl);
+  ASSIGN_OR_RETURN(IssuedCert cert, authority.Sign(key.get(), {uri}, {}, ttl));
+  auto path = pki::VerifyChain(cert.leaf, cert.intermediates, cert.roots, authority.clock().Now());
+  if (!path.ok()) return path.status().WithContext("self-issued certificate does not verify");
+  return OkStatus();
+}
+
+Status CheckProbeFile(const std::string& path, Duration interval, TimePoint now) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return Unavailable("probe file " + path + ": " + std::strerror(errno));
+  }
+  const TimePoint mtime = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  // Istio allows 10 ms of slack for the file system's timestamp granularity.
+  if (now - mtime > interval + std::chrono::milliseconds(10)) {
+    return Unavailable("probe file " + path + " was last updated " + FormatDuration(now - mtime) +
+                       " ago, more than " + FormatDuration(interval));
+  }
+  return OkStatus();
+}
+
+LivenessProber::LivenessProber(std::function<Status()> check, std::string path,
+                               Duration touch_interval, Duration check_interval,
+                               MetricsRegistry& metrics)
+    : check_(std::move(check)),
+      path_(std::move(path)),
+      touch_interval_(touch_interval),
+      check_interval_(check_interval),
+      failures_(metrics.GetCounter("istio_ca_liveness_check_failures_total",
+                                   "Periodic self-issuance checks that failed.")) {}
+
+LivenessProber::~LivenessProber() { Stop(); }
+
+bool LivenessProber::RunOnce() {
+  Status s = check_();
+  auto log = Logger("liveness");
+  if (!s.ok()) {
+    failures_.Inc();
+    if (healthy_)
+      log->error("liveness self-check failed; removing probe file path={} error=\"{}\"", path_,
+                 s.ToString());
+    healthy_ = false;
+    unlink(path_.c_str());
+    return false;
+  }
+  if (!healthy_) log->info("liveness self-check recovered path={}", path_);
+  healthy_ = true;
+  Status w = WriteFileAtomic(path_, "ok\n");
+  if (!w.ok()) log->warn("cannot update probe file path={} error=\"{}\"", path_, w.ToString());
+  return true;
+}
+
+void LivenessProber::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] {
+    // Touch every interval/2 while healthy; run the self-check every check_interval.
+    const auto touch = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::max<Duration>(touch_interval_ / 2, std::chrono::milliseconds(100)));
+    const auto check =
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(check_interval_);
+    auto next_check = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stopping_) {
+      l.unlock();
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_check) {
+        RunOnce();
+        next_check = now + check;
+      } else if (healthy_) {
+        Status w = WriteFileAtomic(path_, "ok\n");
+        (void)w;
+      }
+      l.lock();
+      cv_.wait_for(l, std::min(touch, next_check - std::chrono::steady_clock::now()),
+                   [this] { return stopping_; });
+    }
+  });
+}
+
+void LivenessProber::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+    unlink(path_.c_str());
+  }
+}
+
+}  // namespace istioca::ca

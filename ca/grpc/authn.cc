@@ -1,0 +1,114 @@
+#include "ca/grpc/authn.h"
+
+#include <openssl/evp.h>
+
+#include "pki/spiffe.h"
+
+namespace istioca::ca {
+
+std::string ExtractBearerToken(const std::vector<std::string>& authorization) {
+  constexpr std::string_view kPrefix = "Bearer ";
+  for (const std::string& value : authorization) {
+    if (value.size() > kPrefix.size() && value.compare(0, kPrefix.size(), kPrefix) == 0) {
+      return value.substr(kPrefix.size());
+    }
+  }
+  return "";
+}
+
+Result<Caller> Authenticator::Authenticate(const PeerCredentials& peer) const {
+  if (peer.has_cert) {
+    Caller caller{{}, Caller::Via::kCertificate};
+    for (const std::string& uri : peer.cert_uris) {
+      if (pki::ParseSpiffeId(uri).ok()) caller.identities.push_back(uri);
+    }
+    if (!caller.identities.empty()) return caller;
+    // A verified certificate without a SPIFFE ID (e.g. a DNS-only server cert) proves nothing
+    // usable; a bearer token may still authenticate the call.
+  }
+  const std::string token = ExtractBearerToken(peer.authorization);
+  if (token.empty()) {
+    return Status(Code::kUnauthenticated, "request authenticate failure",
+                  peer.has_cert ? "client certificate has no SPIFFE ID and no bearer token"
+                                : "no client certificate and no bearer token");
+  }
+  if (reviewer_ == nullptr) {
+    return Status(Code::kUnauthenticated, "request authenticate failure",
+                  "bearer tokens are not accepted in local mode");
+  }
+  Result<pki::ServiceAccountRef> sa = reviewer_->Review(token);
+  if (!sa.ok()) {
+    if (sa.status().code() == Code::kUnauthenticated) {
+      return Status(Code::kUnauthenticated, "request authenticate failure",
+                    "token review: " + sa.status().ToString());
+    }
+    return Status(Code::kUnavailable, "cannot authenticate the token now",
+                  "token review: " + sa.status().ToString());
+  }
+  auto id = pki::WorkloadId(trust_domain_, sa->ns, sa->sa);
+  if (!id.ok()) {
+    return Status(Code::kUnauthenticated, "request authenticate failure",
+                  "token names an invalid service account: " + id.status().message());
+  }
+  return Caller{{id->ToString()}, Caller::Via::kToken};
+}
+
+namespace {
+std::string Sha256(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+}  // namespace
+
+TokenReviewCache::TokenReviewCache(std::shared_ptr<TokenReviewer> inner, const Clock& clock,
+                                   TokenCacheOptions options)
+    : inner_(std::move(inner)), clock_(clock), options_(options) {}
+
+size_t TokenReviewCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+Result<pki::ServiceAccountRef> TokenReviewCache::Review(const std::string& bearer_token) {
+  const std::string key = Sha256(bearer_token);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+      if (clock_.Now() < it->second.expires) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        return it->second.result;
+      }
+      lru_.erase(it->second.lru);
+      entries_.erase(it);
+    }
+  }
+  // Reviewed outside the lock: a slow API server must not serialise unrelated callers.
+  Result<pki::ServiceAccountRef> result = inner_->Review(bearer_token);
+  Duration ttl;
+  if (result.ok()) {
+    ttl = options_.ttl;
+  } else if (result.status().code() == Code::kUnauthenticated) {
+    ttl = options_.negative_ttl;
+  } else {
+    return result;
+  }
+  if (options_.max_entries == 0 || ttl <= Duration::zero()) return result;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) {
+    lru_.erase(it->second.lru);
+    entries_.erase(it);
+  }
+  while (entries_.size() >= options_.max_entries) {
+    entries_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  entries_.emplace(key, Entry{result, clock_.Now() + ttl, lru_.begin()});
+  return result;
+}
+
+}  // namespace istioca::ca

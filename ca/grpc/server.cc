@@ -1,0 +1,420 @@
+#include "ca/grpc/server.h"
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "istio/v1/auth/ca_service.grpc.pb.h"
+#include "istio/v1/auth/certificate_service.grpc.pb.h"
+#include "pki/csr.h"
+
+namespace istioca::ca {
+
+// ---- serving certificate ----
+
+bool ServingCert::Due(const pki::Certificate& cert, const CaBundle* issued_under,
+                      const CaBundle* current, TimePoint now) {
+  if (current != nullptr && current != issued_under) return true;
+  const TimePoint half = cert.NotBefore() + cert.Lifetime() / 2;
+  return now >= half || now >= cert.NotAfter() - std::chrono::minutes(1);
+}
+
+Status ServingCert::RenewLocked(std::shared_ptr<const CaBundle> bundle) {
+  ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  ASSIGN_OR_RETURN(IssuedCert issued, authority_.Sign(key.get(), {}, dns_names_, Duration::zero()));
+  Snapshot next{key.ToPem(), issued.CertChainPem(), issued.RootCertPem(), issued.leaf,
+                current_ ? current_->generation + 1 : 1};
+  Logger("grpc")->info("serving certificate issued serial={} not_after={} generation={}",
+                       issued.leaf.SerialHex(), FormatRfc3339(issued.leaf.NotAfter()),
+                       next.generation);
+  current_ = std::move(next);
+  issued_under_ = std::move(bundle);
+  return OkStatus();
+}
+
+Result<ServingCert::Snapshot> ServingCert::Current() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<const CaBundle> bundle = authority_.Bundle();
+  if (!current_ ||
+      Due(current_->leaf, issued_under_.get(), bundle.get(), authority_.clock().Now())) {
+    if (Status s = RenewLocked(bundle); !s.ok()) {
+      if (!current_) return s;
+      Logger("grpc")->warn("serving certificate renewal failed, keeping serial={} error={}",
+                           current_->leaf.SerialHex(), s.ToString());
+    }
+  }
+  return *current_;
+}
+
+std::vector<std::string> ServingDnsNames(const GrpcServerOptions& options) {
+  std::vector<std::string> names;
+  for (const std::string& h : options.host_identities) {
+    for (std::string n : {h, h + "." + options.storage_namespace + ".svc",
+                          h + "." + options.storage_namespace + ".svc.cluster.local"}) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+  }
+  return names;
+}
+
+namespace {
+
+namespace pb = ::istio::v1::auth;
+
+// ---- TLS credentials backed by ServingCert ----
+
+grpc_ssl_certificate_config_reload_status FetchConfig(void* user,
+                                                      grpc_ssl_server_certificate_config** config);
+
+struct FetchState {
+  ServingCert* cert;
+  std::mutex mu;
+  uint64_t last_returned = 0;
+};
+
+grpc_ssl_certificate_config_reload_status FetchConfig(void* user,
+                                                      grpc_ssl_server_certificate_config** config) {
+  auto* state = static_cast<FetchState*>(user);
+  Result<ServingCert::Snapshot> snap = state->cert->Current();
+  if (!snap.ok()) {
+    Logger("grpc")->error("no serving certificate: {}", snap.status().ToString());
+    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+  }
+  std::lock_guard<std::mutex> lock(state->mu);
+  if (snap->generation == state->last_returned) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  grpc_ssl_pem_key_cert_pair pair{snap->key_pem.c_str(), snap->chain_pem.c_str()};
+  *config = grpc_ssl_server_certificate_config_create(snap->roots_pem.c_str(), &pair, 1);
+  state->last_returned = snap->generation;
+  return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+}
+
+// gRPC C++ 1.51 has no public wrapper for SSL server credentials with a config fetcher; the
+// C API has. ServerCredentials' one job is to add a listening port with C credentials, so this
+// subclass does exactly that (Server is the only caller of AddPortToServer).
+class FetcherServerCredentials final : public grpc::ServerCredentials {
+ public:
+  explicit FetcherServerCredentials(FetchState* state) : state_(state) {}
+  void SetAuthMetadataProcessor(const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {}
+
+ private:
+  int AddPortToServer(const std::string& addr, grpc_server* server) override {
+    grpc_ssl_server_credentials_options* options =
+        grpc_ssl_server_credentials_create_options_using_config_fetcher(
+            GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, &FetchConfig, state_);
+    grpc_server_credentials* creds = grpc_ssl_server_credentials_create_with_options(options);
+    if (creds == nullptr) return 0;
+    const int port = grpc_server_add_http2_port(server, addr.c_str(), creds);
+    grpc_server_credentials_release(creds);
+    return port;
+  }
+  FetchState* state_;
+};
+
+// ---- request plumbing ----
+
+grpc::StatusCode ToGrpcCode(Code code) {
+  switch (code) {
+    case Code::kOk: return grpc::StatusCode::OK;
+    case Code::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case Code::kNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Code::kAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case Code::kPermissionDenied: return grpc::StatusCode::PERMISSION_DENIED;
+    case Code::kUnauthenticated: return grpc::StatusCode::UNAUTHENTICATED;
+    case Code::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
+    case Code::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Code::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
+    case Code::kAborted: return grpc::StatusCode::ABORTED;
+    case Code::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case Code::kInternal: return grpc::StatusCode::INTERNAL;
+  }
+  return grpc::StatusCode::INTERNAL;
+}
+
+// The one mapping from our errors to the wire: the client sees the safe message only.
+grpc::Status ToGrpcStatus(const Status& status) {
+  return grpc::Status(ToGrpcCode(status.code()), status.message());
+}
+
+PeerCredentials PeerOf(const grpc::ServerContext& ctx) {
+  PeerCredentials peer;
+  if (std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context()) {
+    peer.has_cert = !auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME).empty();
+    for (const grpc::string_ref& v : auth->FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME)) {
+      peer.cert_uris.emplace_back(v.data(), v.size());
+    }
+  }
+  auto range = ctx.client_metadata().equal_range("authorization");
+  for (auto it = range.first; it != range.second; ++it) {
+    peer.authorization.emplace_back(it->second.data(), it->second.size());
+  }
+  return peer;
+}
+
+const char* GoCodeName(grpc::StatusCode code) {
+  static const char* const kNames[] = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "Unknown";
+}
+
+// go-grpc-prometheus' names, which Istio's CA exported from 1.0.
+class CallMetrics {
+ public:
+  CallMetrics(MetricsRegistry& m, const char* service, const char* method)
+      : m_(m),
+        service_(service),
+        method_(method),
+        started_(m.GetCounter(
+            "grpc_server_started_total", "RPCs started on the server.",
+            {{"grpc_service", service}, {"grpc_method", method}, {"grpc_type", "unary"}})),
+        seconds_(m.GetHistogram(
+            "grpc_server_handling_seconds", "Time to handle an RPC, until the response is ready.",
+            LatencyBuckets(),
+            {{"grpc_service", service}, {"grpc_method", method}, {"grpc_type", "unary"}})) {}
+
+  class Scope {
+   public:
+    explicit Scope(CallMetrics& c) : c_(c), start_(std::chrono::steady_clock::now()) {
+      c_.started_.Inc();
+    }
+    grpc::Status Finish(grpc::Status s) {
+      c_.seconds_.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+      c_.m_
+          .GetCounter("grpc_server_handled_total", "RPCs completed on the server, by code.",
+                      {{"grpc_service", c_.service_},
+                       {"grpc_method", c_.method_},
+                       {"grpc_type", "unary"},
+                       {"grpc_code", GoCodeName(s.error_code())}})
+          .Inc();
+      return s;
+    }
+
+   private:
+    CallMetrics& c_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+ private:
+  MetricsRegistry& m_;
+  const char* service_;
+  const char* method_;
+  Counter& started_;
+  Histogram& seconds_;
+};
+
+std::string TrimmedLine(const std::string& pem) {
+  size_t b = pem.find_first_not_of("\r\n");
+  size_t e = pem.find_last_not_of("\r\n");
+  if (b == std::string::npos) return "\n";
+  return pem.substr(b, e - b + 1) + "\n";
+}
+
+class LegacyService final : public pb::IstioCAService::Service {
+ public:
+  LegacyService(CsrService& core, MetricsRegistry& m)
+      : core_(core), metrics_(m, "istio.v1.auth.IstioCAService", "HandleCSR") {}
+
+  grpc::Status HandleCSR(grpc::ServerContext* ctx, const pb::CsrRequest* req,
+                         pb::CsrResponse* resp) override {
+    CallMetrics::Scope scope(metrics_);
+    CsrCall call{CsrApi::kLegacy, req->csr_pem(),
+                 static_cast<int64_t>(req->requested_ttl_minutes()) * 60};
+    Result<IssuedCert> issued = core_.Handle(PeerOf(*ctx), call);
+    if (!issued.ok()) return scope.Finish(ToGrpcStatus(issued.status()));
+    resp->set_is_approved(true);
+    resp->set_signed_cert(issued->leaf.ToPem());
+    std::string chain;
+    for (const pki::Certificate& c : issued->intermediates) chain += c.ToPem();
+    resp->set_cert_chain(std::move(chain));
+    return scope.Finish(grpc::Status::OK);
+  }
+
+ private:
+  CsrService& core_;
+  CallMetrics metrics_;
+};
+
+class CertificateService final : public pb::IstioCertificateService::Service {
+ public:
+  CertificateService(CsrService& core, MetricsRegistry& m)
+      : core_(core), metrics_(m, "istio.v1.auth.IstioCertificateService", "CreateCertificate") {}
+
+  grpc::Status CreateCertificate(grpc::ServerContext* ctx, const pb::IstioCertificateRequest* req,
+                                 pb::IstioCertificateResponse* resp) override {
+    CallMetrics::Scope scope(metrics_);
+    CsrCall call{CsrApi::kModern, req->csr(), req->validity_duration()};
+    Result<IssuedCert> issued = core_.Handle(PeerOf(*ctx), call);
+    if (!issued.ok()) return scope.Finish(ToGrpcStatus(issued.status()));
+    // Leaf, each intermediate, then the whole root bundle as one last element (Istio 1.26+).
+    resp->add_cert_chain(TrimmedLine(issued->leaf.ToPem()));
+    for (const pki::Certificate& c : issued->intermediates) {
+      resp->add_cert_chain(TrimmedLine(c.ToPem()));
+    }
+    resp->add_cert_chain(TrimmedLine(issued->RootCertPem()));
+    return scope.Finish(grpc::Status::OK);
+  }
+
+ private:
+  CsrService& core_;
+  CallMetrics metrics_;
+};
+
+}  // namespace
+
+// ---- server ----
+
+struct GrpcServer::Impl {
+  Authority* authority = nullptr;
+  GrpcServerOptions options;
+  std::shared_ptr<TokenReviewer> reviewer;
+  std::unique_ptr<CsrService> core;
+  std::unique_ptr<LegacyService> legacy;
+  std::unique_ptr<CertificateService> modern;
+  FetchState fetch;
+  std::shared_ptr<FetcherServerCredentials> creds;
+  std::unique_ptr<grpc::Server> server;
+  std::mutex stop_mu;
+};
+
+Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
+                                                      std::shared_ptr<TokenReviewer> reviewer,
+                                                      GrpcServerOptions options,
+                                                      MetricsRegistry& metrics,
+                                                      const Clock& clock) {
+  if (authority.Bundle() == nullptr) return Unavailable("the CA is not loaded");
+  std::unique_ptr<GrpcServer> self(new GrpcServer());
+  self->serving_ = std::make_unique<ServingCert>(authority, ServingDnsNames(options));
+  RETURN_IF_ERROR(self->serving_->Current());  // fail early, not at the first handshake
+
+  auto impl = std::make_unique<Impl>();
+  impl->authority = &authority;
+  impl->options = options;
+  if (reviewer != nullptr) {
+    impl->reviewer = std::make_shared<TokenReviewCache>(reviewer, clock, options.token_cache);
+  }
+  impl->core =
+      std::make_unique<CsrService>(authority, impl->reviewer, options.limits, metrics, clock);
+  impl->legacy = std::make_unique<LegacyService>(*impl->core, metrics);
+  impl->modern = std::make_unique<CertificateService>(*impl->core, metrics);
+  impl->fetch.cert = self->serving_.get();
+  impl->creds = std::make_shared<FetcherServerCredentials>(&impl->fetch);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen_address, impl->creds, &port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  grpc::ResourceQuota quota("istio-ca-grpc");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(impl->legacy.get());
+  builder.RegisterService(impl->modern.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || port == 0) {
+    return Unavailable("cannot listen for gRPC on " + options.listen_address);
+  }
+  self->port_ = port;
+  self->impl_ = std::move(impl);
+  Logger("grpc")->info("serving gRPC address={} port={}", options.listen_address, port);
+  return self;
+}
+
+GrpcServer::~GrpcServer() { Stop(); }
+
+void GrpcServer::Stop() {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(impl_->stop_mu);
+  if (impl_->server) {
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    impl_->server->Wait();
+    impl_->server.reset();
+  }
+}
+
+Status GrpcServer::SelfCheck(const std::string& identity, Duration timeout) {
+  Authority& authority = *impl_->authority;
+  ASSIGN_OR_RETURN(pki::PrivateKey client_key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  Duration ttl = std::min<Duration>(authority.policy().max_ttl, std::chrono::minutes(10));
+  ASSIGN_OR_RETURN(IssuedCert client, authority.Sign(client_key.get(), {identity}, {}, ttl));
+  ASSIGN_OR_RETURN(pki::PrivateKey csr_key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  ASSIGN_OR_RETURN(pki::Csr csr, pki::Csr::Build(csr_key, {{identity}, {}, ""}));
+
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = client.RootCertPem();
+  tls.pem_private_key = client_key.ToPem();
+  tls.pem_cert_chain = client.CertChainPem();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(impl_->options.host_identities.empty()
+                                    ? std::string("istio-ca")
+                                    : impl_->options.host_identities.front());
+  auto channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port_),
+                                           grpc::SslCredentials(tls), args);
+  auto stub = pb::IstioCAService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  pb::CsrRequest req;
+  req.set_csr_pem(csr.ToPem());
+  req.set_requested_ttl_minutes(
+      static_cast<int32_t>(std::chrono::duration_cast<std::chrono::minutes>(ttl).count()));
+  pb::CsrResponse resp;
+  grpc::Status s = stub->HandleCSR(&ctx, req, &resp);
+  if (!s.ok()) {
+    return Unavailable("gRPC self-check failed: " + std::string(GoCodeName(s.error_code())) + ": " +
+                       s.error_message());
+  }
+  if (!resp.is_approved() || resp.signed_cert().empty()) {
+    return Unavailable("gRPC self-check: CSR not approved");
+  }
+  return OkStatus();
+}
+
+// ---- daemon component ----
+
+std::string LivenessIdentity(const DaemonOptions& options) {
+  return "spiffe://" + options.trust_domain + "/ns/" + options.storage_namespace +
+         "/sa/istio-ca-liveness";
+}
+
+namespace {
+class GrpcComponent final : public DaemonComponent {
+ public:
+  explicit GrpcComponent(DaemonContext& ctx) : ctx_(ctx) {}
+  std::string Name() const override { return "grpc"; }
+  Status Start() override {
+    GrpcServerOptions options;
+    options.listen_address = "0.0.0.0:" + std::to_string(ctx_.options.grpc_port);
+    options.host_identities = ctx_.options.grpc_host_identities;
+    options.storage_namespace = ctx_.options.storage_namespace;
+    ASSIGN_OR_RETURN(server_, GrpcServer::Start(ctx_.authority, ctx_.token_reviewer, options,
+                                                ctx_.metrics, ctx_.clock));
+    return OkStatus();
+  }
+  void Stop() override {
+    if (server_) server_->Stop();
+  }
+  bool Ready() const override { return server_ != nullptr; }
+  // As Istio's checker: a CSR over TLS to our own port, under an identity of the CA's own.
+  Status LivenessCheck(Duration timeout) override {
+    if (!server_) return Unavailable("the gRPC server is not running");
+    return server_->SelfCheck(LivenessIdentity(ctx_.options), timeout);
+  }
+
+ private:
+  DaemonContext& ctx_;
+  std::unique_ptr<GrpcServer> server_;
+};
+}  // namespace
+
+Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx) {
+  if (ctx.options.grpc_port == 0) return std::unique_ptr<DaemonComponent>();
+  return std::unique_ptr<DaemonComponent>(std::make_unique<GrpcComponent>(ctx));
+}
+
+}  // namespace istioca::ca
