@@ -14,6 +14,7 @@ declare -A allowed=(
   [pki]="base"
   [k8s]="base"
   [ca/core]="base pki"
+  [ca/trust]="base pki ca/core"
   [ca/controller]="base pki ca/core"
   [ca/local]="base pki ca/core ca/controller"
   [ca/kube]="base pki k8s ca/core ca/controller"
