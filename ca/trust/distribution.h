@@ -9,8 +9,10 @@
 //   modern versions; other injection-ignored namespaces skipped, terminating namespaces skipped);
 //   labels `configMapLabel = {"istio.io/config": "true"}`; no annotations; the data is
 //   `{constants.CACertNamespaceConfigMapDataName: <root bundle PEM>}` where the data name is
-//   "root-cert.pem" (pkg/config/constants; the same constant istio-agent reads the mounted file
-//   by, `./var/run/secrets/istio/root-cert.pem`). The controller runs on the leader only.
+//   "root-cert.pem" (pkg/config/constants). istio-agent reads the mounted ConfigMap as
+//   `CitadelCACertPath` + that name = `./var/run/secrets/istio/root-cert.pem` (pkg/istio-agent).
+//   The controller runs on the elected leader only (leaderelection.NamespaceController), and
+//   re-lists every namespace when the CA bundle changes (one write per differing ConfigMap).
 // - security/pkg/k8s/configutil.go `InsertDataToConfigMap`: create when absent (NotFound on
 //   create = namespace gone, ignored); otherwise merge the keys into the existing data and Update
 //   only when a value differs (foreign keys and labels in the object are kept, not removed).
