@@ -15,7 +15,7 @@ namespace {
 TimePoint FromAsn1Time(const ASN1_TIME* t) {
   std::tm tm{};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return TimePoint{};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
 }
 
 std::string NameToString(const X509_NAME* name) {

@@ -26,8 +26,8 @@ Status SetRandomSerial(X509* x) {
 }
 
 Status SetValidity(X509* x, TimePoint not_before, TimePoint not_after) {
-  const std::time_t nb = std::chrono::system_clock::to_time_t(not_before);
-  const std::time_t na = std::chrono::system_clock::to_time_t(not_after);
+  const auto nb = static_cast<std::time_t>(UnixSeconds(not_before));
+  const auto na = static_cast<std::time_t>(UnixSeconds(not_after));
   if (ASN1_TIME_set(X509_getm_notBefore(x), nb) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(x), na) == nullptr) {
     return OsslError(Code::kInternal, "setting validity failed");

@@ -33,7 +33,7 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
     return OsslError(Code::kInternal, "initialising verification failed");
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(at));
+  X509_VERIFY_PARAM_set_time(param, static_cast<std::time_t>(UnixSeconds(at)));
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
   const int ok = X509_verify_cert(ctx.get());
   ClearOsslErrors();

@@ -39,7 +39,7 @@ CaFiles NewRoot(const std::string& org) {
   auto key = pki::PrivateKey::Generate(pki::KeyType::kEcP256);
   auto root = pki::MakeSelfSignedRoot(*key, {org, std::chrono::hours(24 * 365)},
                                       std::chrono::system_clock::now());
-  return {root->ToPem(), key->ToPem()};
+  return {root->ToPem(), key->ToPem()->str()};
 }
 
 void WriteAtomic(const fs::path& p, const std::string& content) {

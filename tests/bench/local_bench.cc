@@ -55,7 +55,7 @@ double RawCrypto(const CaBundle& bundle, int count, int workers) {
                                   {},
                                   std::chrono::hours(24)},
                                  std::chrono::system_clock::now());
-      std::string pem = leaf->ToPem() + key->ToPem();
+      std::string pem = leaf->ToPem() + key->ToPem()->str();
       if (pem.empty()) std::abort();
     }
   };

@@ -347,7 +347,7 @@ TEST_CASE(
     auto inter = Must(pki::IssueIntermediate({root, root_key}, int_key.get(),
                                              {"Intermediate " + sub, 8760h}, now));
     WriteFile(d / (sub + "/ca-cert.pem"), inter.ToPem());
-    WriteFile(d / (sub + "/ca-key.pem"), int_key.ToPem());
+    WriteFile(d / (sub + "/ca-key.pem"), Must(int_key.ToPem()).str());
     WriteFile(d / (sub + "/root-cert.pem"), root.ToPem());
     WriteFile(d / (sub + "/cert-chain.pem"), inter.ToPem());
     return root;

@@ -166,8 +166,8 @@ TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][sec
   Workload w;
   auto b64 = [](const std::string& s) { return pki::Base64Encode(s); };
   const std::string data = "\"cert-chain.pem\":\"" + b64(w.leaf.ToPem()) + "\",\"key.pem\":\"" +
-                           b64(w.key.ToPem()) + "\",\"root-cert.pem\":\"" + b64(w.ca.root.ToPem()) +
-                           "\"";
+                           b64(Must(w.key.ToPem()).str()) + "\",\"root-cert.pem\":\"" +
+                           b64(w.ca.root.ToPem()) + "\"";
   const std::string secret =
       "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"istio.web\","
       "\"namespace\":\"default\"},\"type\":\"istio.io/key-and-cert\",\"data\":{" +
@@ -189,7 +189,7 @@ TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][sec
   const std::string yaml =
       "apiVersion: v1\nkind: Secret\nmetadata:\n  name: istio.web\n  namespace: default\n"
       "type: istio.io/key-and-cert\ndata:\n  cert-chain.pem: " +
-      b64(w.leaf.ToPem()) + "\n  key.pem: " + b64(w.key.ToPem()) +
+      b64(w.leaf.ToPem()) + "\n  key.pem: " + b64(Must(w.key.ToPem()).str()) +
       "\n  root-cert.pem: " + b64(w.ca.root.ToPem()) + "\n";
   auto from_yaml = ParseMaterial(yaml, "stdin", "stdin");
   INFO(from_yaml.status().ToString());
@@ -210,7 +210,7 @@ TEST_CASE("unusable input is refused with one clear line", "[inspect][input]") {
   auto row = GENERATE_COPY(
       Row{"hello, world", "no PEM certificate or Kubernetes Secret"},
       Row{pem.substr(0, pem.size() / 2), "no END line"}, Row{der, "looks like DER"},
-      Row{csr, "certificate signing request"}, Row{w.key.ToPem(), "only a private key"},
+      Row{csr, "certificate signing request"}, Row{Must(w.key.ToPem()).str(), "only a private key"},
       Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"!!\"}}", "not valid base64"},
       Row{"{\"kind\":\"Pod\"}", "expected kind Secret"}, Row{"{not json", "not valid JSON"},
       Row{"{\"kind\":\"Secret\",\"data\":{}}", "has none of cert-chain.pem"},
@@ -229,7 +229,7 @@ TEST_CASE("directories in /etc/certs layout and combined files load as sets", "[
   Workload w;
   const std::string dir = TempDir();
   Write(dir + "/cert-chain.pem", w.leaf.ToPem());
-  Write(dir + "/key.pem", w.key.ToPem());
+  Write(dir + "/key.pem", Must(w.key.ToPem()).str());
   Write(dir + "/root-cert.pem", w.ca.root.ToPem());
   auto set = LoadDirectory(dir);
   REQUIRE(set.ok());

@@ -955,7 +955,8 @@ Result<TestTls> MakeTestTls() {
   ASSIGN_OR_RETURN(
       pki::Certificate cert,
       pki::IssueLeaf(signer, key.get(), {{}, {"localhost"}, std::chrono::hours(24 * 7)}, now));
-  return TestTls{ca.ToPem(), cert.ToPem(), key.ToPem()};
+  ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
+  return TestTls{ca.ToPem(), cert.ToPem(), key_pem.str()};
 }
 
 std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,

@@ -239,7 +239,7 @@ TEST_CASE("TokenReview usernames", "[kube][tokenreview]") {
 }
 
 TEST_CASE("lease step decisions", "[kube][leader]") {
-  const TimePoint t0 = std::chrono::system_clock::from_time_t(1800000000);
+  const TimePoint t0 = FromUnixSeconds(1800000000);
   k8s::Lease held;
   held.holder = "other";
   held.duration_seconds = 15;

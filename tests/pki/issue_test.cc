@@ -260,3 +260,29 @@ TEST_CASE("a CSR whose EC public key is not a point on its curve is refused by n
   auto again = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""}));
   CHECK(SamePublicKey(Must(Csr::FromDer(again.Der())).PublicKey(), key.get()));
 }
+
+TEST_CASE("a root that never expires (NotAfter 9999-12-31) is read right and signs", "[issue]") {
+  // RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration". With nanosecond time
+  // points this read as 1816-03-30 and the CA refused to sign.
+  const TimePoint end_of_time = Must(ParseRfc3339("9999-12-31T23:59:59Z"));
+  auto root_key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto root = Must(MakeSelfSignedRoot(root_key, {"forever", end_of_time - T0()}, T0()));
+  CHECK(FormatRfc3339(root.NotAfter()) == "9999-12-31T23:59:59Z");
+  const std::string text = RunCommand("echo '" + root.ToPem() + "' | openssl x509 -noout -enddate");
+  CHECK_THAT(text, Catch::Contains("Dec 31 23:59:59 9999 GMT"));
+  const CertInfo info = Describe(root);
+  CHECK(info.not_after == end_of_time);
+  CHECK(info.not_after > T0());
+  CHECK(info.not_before == T0() - 2min);
+
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto leaf = IssueLeaf({root, root_key}, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 24h}, T0());
+  INFO(leaf.status().ToString());
+  REQUIRE(leaf.ok());
+  CHECK(leaf->NotAfter() == T0() + 24h);
+  CHECK(VerifyChain(*leaf, {}, {root}, T0() + 1h).ok());
+  // A leaf asking for more than the root has left is clamped to the root's NotAfter.
+  auto long_leaf = Must(IssueLeaf({root, root_key}, key.get(),
+                                  {{"spiffe://td/ns/a/sa/b"}, {}, end_of_time - T0() + 24h}, T0()));
+  CHECK(long_leaf.NotAfter() == end_of_time);
+}
