@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
 #include "pki/pem.h"
 
 namespace istioca::ca {
@@ -128,7 +129,7 @@ Result<SecretData> DecodeData(const std::map<std::string, std::string>& raw,
                               const std::string& what) {
   SecretData out;
   for (const auto& [k, v] : raw) {
-    auto decoded = pki::Base64Decode(v);
+    auto decoded = Base64Decode(v, {.ignore_whitespace = true});
     if (!decoded.ok()) return InvalidArgument(what + ": data[" + k + "] is not valid base64");
     out[k] = std::move(decoded).value();
   }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/base64.h"
 #include "ca/inspect/input.h"
 #include "pki/csr.h"
 #include "pki/pem.h"
@@ -164,7 +165,7 @@ TEST_CASE("X509-SVID violations are problems only for SPIFFE leaves", "[inspect]
 
 TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][secret]") {
   Workload w;
-  auto b64 = [](const std::string& s) { return pki::Base64Encode(s); };
+  auto b64 = [](const std::string& s) { return Base64Encode(s); };
   const std::string data = "\"cert-chain.pem\":\"" + b64(w.leaf.ToPem()) + "\",\"key.pem\":\"" +
                            b64(Must(w.key.ToPem()).str()) + "\",\"root-cert.pem\":\"" +
                            b64(w.ca.root.ToPem()) + "\"";
@@ -215,8 +216,8 @@ TEST_CASE("unusable input is refused with one clear line", "[inspect][input]") {
       Row{"{\"kind\":\"Pod\"}", "expected kind Secret"}, Row{"{not json", "not valid JSON"},
       Row{"{\"kind\":\"Secret\",\"data\":{}}", "has none of cert-chain.pem"},
       Row{"kind: Secret\ndata: [1, 2", "not valid YAML"},
-      Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"" + pki::Base64Encode(pem) +
-              "\",\"key.pem\":\"" + pki::Base64Encode("junk") + "\"}}",
+      Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"" + Base64Encode(pem) +
+              "\",\"key.pem\":\"" + Base64Encode("junk") + "\"}}",
           "key.pem"});
   auto r = ParseMaterial(row.input, "in", "stdin");
   INFO(row.expect);

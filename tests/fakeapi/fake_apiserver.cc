@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "base/base64.h"
 #include "base/time.h"
 #include "pki/issue.h"
 #include "pki/pem.h"
@@ -961,7 +962,7 @@ Result<TestTls> MakeTestTls() {
 
 std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,
                            const std::string& token) {
-  const std::string b64 = pki::Base64Encode(ca_pem);
+  const std::string b64 = Base64Encode(ca_pem);
   std::string y =
       "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: " + server +
       "\n";

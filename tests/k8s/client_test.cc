@@ -4,6 +4,7 @@
 #include <fstream>
 #include <thread>
 
+#include "base/base64.h"
 #include "k8s/errors.h"
 #include "k8s/objects.h"
 #include "tests/k8s/fixture.h"

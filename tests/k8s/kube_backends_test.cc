@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/log.h"
 #include "ca/core/ca_loader.h"
 #include "k8s/errors.h"
@@ -60,9 +61,9 @@ TEST_CASE("secret store: the Secret written is exactly Istio's shape", "[kube][s
   CHECK((*stored)["metadata"]["annotations"] ==
         fakeapi::OJson{{"istio.io/service-account.name", "httpbin"}});
   CHECK((*stored)["data"].size() == 3);
-  CHECK((*stored)["data"]["cert-chain.pem"] == k8s::Base64Encode("CHAIN-1"));
-  CHECK((*stored)["data"]["key.pem"] == k8s::Base64Encode("KEY-1"));
-  CHECK((*stored)["data"]["root-cert.pem"] == k8s::Base64Encode("ROOT"));
+  CHECK((*stored)["data"]["cert-chain.pem"] == Base64Encode("CHAIN-1"));
+  CHECK((*stored)["data"]["key.pem"] == Base64Encode("KEY-1"));
+  CHECK((*stored)["data"]["root-cert.pem"] == Base64Encode("ROOT"));
   store.Stop();
 }
 
@@ -87,7 +88,7 @@ TEST_CASE("secret store: the controller's contract codes", "[kube][secrets]") {
 
   // Someone else writes: our version is stale → kAborted, and the cache has the new version.
   fakeapi::OJson other = *f.server->Find("secrets", "demo", "istio.a");
-  other["data"]["cert-chain.pem"] = k8s::Base64Encode("CHAIN-X");
+  other["data"]["cert-chain.pem"] = Base64Encode("CHAIN-X");
   f.server->Put("secrets", "demo", other);
   CHECK(store.Update(key, Content("2", got->version)).code() == Code::kAborted);
   auto fresh = store.Get(key);
@@ -190,8 +191,8 @@ TEST_CASE("CA secret written by Istio 0.x (two keys) loads with the CA cert as r
   fakeapi::OJson s;
   s["metadata"]["name"] = "istio-ca-secret";
   s["type"] = "istio.io/ca-root";
-  s["data"]["ca-cert.pem"] = k8s::Base64Encode("CERT");
-  s["data"]["ca-key.pem"] = k8s::Base64Encode("KEY");
+  s["data"]["ca-cert.pem"] = Base64Encode("CERT");
+  s["data"]["ca-key.pem"] = Base64Encode("KEY");
   f.server->Put("secrets", "istio-system", s);
   KubeCaStore store(ApiOf(f), "istio-system");
   auto ca = store.Load();
@@ -388,9 +389,9 @@ struct KubeControllerFixture {
       auto s = f.server->Find("secrets", ns, "istio." + name);
       if (!s) return false;
       auto chain = pki::Certificate::ParsePemChain(
-          *k8s::Base64Decode((*s)["data"]["cert-chain.pem"].get<std::string>()));
+          *Base64Decode((*s)["data"]["cert-chain.pem"].get<std::string>()));
       auto key =
-          pki::PrivateKey::FromPem(*k8s::Base64Decode((*s)["data"]["key.pem"].get<std::string>()));
+          pki::PrivateKey::FromPem(*Base64Decode((*s)["data"]["key.pem"].get<std::string>()));
       if (!chain.ok() || !key.ok()) return false;
       if (!pki::SamePublicKey(key->get(), (*chain)[0].PublicKey())) return false;
       if ((*chain)[0].UriSans() !=
@@ -449,9 +450,8 @@ TEST_CASE("controller on Kubernetes: converges through 20% errors, dropped watch
     if (plural != "secrets" || o.value("type", "") != "istio.io/key-and-cert") return;
     ++written;
     auto chain = pki::Certificate::ParsePemChain(
-        *k8s::Base64Decode(o["data"]["cert-chain.pem"].get<std::string>()));
-    auto key =
-        pki::PrivateKey::FromPem(*k8s::Base64Decode(o["data"]["key.pem"].get<std::string>()));
+        *Base64Decode(o["data"]["cert-chain.pem"].get<std::string>()));
+    auto key = pki::PrivateKey::FromPem(*Base64Decode(o["data"]["key.pem"].get<std::string>()));
     if (!chain.ok() || !key.ok() || !pki::SamePublicKey(key->get(), (*chain)[0].PublicKey()))
       ++mismatched;
   });

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "base/base64.h"
 #include "k8s/objects.h"
 #include "pki/cert.h"
 #include "pki/verify.h"
