@@ -286,3 +286,44 @@ TEST_CASE("a root that never expires (NotAfter 9999-12-31) is read right and sig
                                   {{"spiffe://td/ns/a/sa/b"}, {}, end_of_time - T0() + 24h}, T0()));
   CHECK(long_leaf.NotAfter() == end_of_time);
 }
+
+TEST_CASE("every X509 a certificate hands out has its key decoded, even one built in memory",
+          "[issue]") {
+  // IssueLeaf skips decoding the subject key; get() once returned that X509 as is, and OpenSSL
+  // then found no key in it (X509_get0_pubkey null, signatures unverifiable).
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const Certificate cert = ca.Leaf("spiffe://td/ns/a/sa/b", key);
+  const Certificate copy = cert;  // NOLINT(performance-unnecessary-copy-initialization)
+  for (const Certificate* c : {&cert, &copy}) {
+    X509* x = c->get();
+    REQUIRE(x != nullptr);
+    REQUIRE(X509_get0_pubkey(x) != nullptr);
+    CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), key.get()) == 1);
+    CHECK(X509_verify(x, ca.root_key.get()) == 1);
+  }
+  CHECK(copy.get() == cert.get());  // decoded once, shared by copies
+  ClearOsslErrors();
+}
+
+TEST_CASE("a CA organization that cannot be a subject O= is an error, never an empty subject",
+          "[issue]") {
+  // --self-signed-ca-org is not checked for UTF-8 before it gets here; the unchecked
+  // X509_NAME_add_entry_by_txt once left the root with an empty subject.
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const std::string org =
+      GENERATE(std::string("bad \xff\xfe org"), std::string("\xc3"), std::string(65, 'o'));
+  auto root = MakeSelfSignedRoot(key, {org, 24h}, T0());
+  REQUIRE_FALSE(root.ok());
+  CHECK(root.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(root.status().message(), Catch::Contains("UTF-8"));
+  TestCa ca;
+  auto inter = IssueIntermediate(ca.signer, key.get(), {org, 24h}, T0());
+  REQUIRE_FALSE(inter.ok());
+  CHECK(inter.status().code() == Code::kInvalidArgument);
+  auto csr = Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, org});
+  REQUIRE_FALSE(csr.ok());
+  CHECK(csr.status().code() == Code::kInvalidArgument);
+  // Non-ASCII UTF-8 is fine.
+  CHECK(Describe(Must(MakeSelfSignedRoot(key, {"Zürich", 24h}, T0()))).subject == "O=Zürich");
+}
