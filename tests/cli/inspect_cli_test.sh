@@ -46,6 +46,11 @@ leaf() {  # leaf NAME SAN_EXT DAYS
 leaf web 'subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/web' 1
 leaf two 'subjectAltName=critical,URI:spiffe://cluster.local/ns/a/sa/b,URI:spiffe://cluster.local/ns/a/sa/c' 1
 leaf bad 'subjectAltName=critical,URI:spiffe://Cluster.Local/ns/a/sa/b' 1
+leaf api 'subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/api' 1
+# A CA:TRUE certificate that carries a workload identity.
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout caid.key -out caid.csr -subj /
+printf 'subjectAltName=critical,URI:spiffe://cluster.local/ns/x/sa/y\nkeyUsage=critical,digitalSignature,keyCertSign\nbasicConstraints=critical,CA:TRUE\n' >caid.ext
+ossl x509 -req -in caid.csr -CA root-cert.pem -CAkey root.key -days 1 -extfile caid.ext -out caid.pem
 # A root with RFC 5280's "no well-defined expiration" (NotAfter 99991231235959Z), and a
 # workload under it: past 2262 a nanosecond count overflows.
 mkdir forever && (
@@ -94,7 +99,15 @@ expect "--json is JSON" 0 '"schema": "istio-ca.inspect/v1"' -- "$BIN" inspect ce
 expect "--json parses and says healthy" 0 "ok" -- bash -c "'$BIN' inspect certs --json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"healthy\"] and d[\"sets\"][0][\"spiffe_id\"]==\"spiffe://cluster.local/ns/default/sa/web\"; print(\"ok\")'"
 expect "no colour when not a TTY" 0 "HEALTHY" -- bash -c "'$BIN' inspect certs | grep -v \$'\\x1b' | grep -c . >/dev/null && '$BIN' inspect certs"
 
+expect "each certificate file is its own set" 0 "web.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem api.pem
+expect "each certificate file is its own set (2)" 0 "api.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem api.pem
+expect "two workloads are not one chain" 0 "no signing-certificate findings" -- bash -c "'$BIN' inspect --roots root-cert.pem web.pem api.pem | grep -q 'signing certificate' || echo 'no signing-certificate findings'"
+expect "a key file joins the certificate it matches" 0 "web.pem + web.key (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem api.pem web.pem web.key
+
 # --- findings: exit 1 ------------------------------------------------------------------------
+expect "the exit status is the worst of the sets" 1 "web.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem two.pem
+expect "a workload identity on a CA violates X509-SVID" 1 "must not be a CA" -- "$BIN" inspect caid.pem --roots root-cert.pem
+expect "a signing certificate's SPIFFE ID has no path" 1 "SPIFFE ID must not have a path" -- "$BIN" inspect caid.pem --roots root-cert.pem
 expect "expired at a later time" 1 "expired at" -- "$BIN" inspect certs --at +2d
 expect "not yet valid at an earlier time" 1 "is not valid until" -- "$BIN" inspect certs --at 2020-01-01T00:00:00Z
 expect "expiring within" 1 "expires within 2d" -- "$BIN" inspect certs --expiring-within 48h

@@ -295,3 +295,38 @@ TEST_CASE("text output leads with the SPIFFE ID and time left, colour only when 
   CHECK(plain.find("\x1b[") == std::string::npos);
   CHECK(RenderText({r}, {true, false}).find("\x1b[") != std::string::npos);
 }
+
+TEST_CASE("each certificate file named is its own set; key and root files join them",
+          "[inspect][input]") {
+  // Two workload certificates side by side were once one "chain" with signing-certificate
+  // violations.
+  Workload w;
+  auto other_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  const pki::Certificate other = w.ca.Leaf("spiffe://cluster.local/ns/default/sa/api", other_key);
+  const std::string dir = TempDir();
+  Write(dir + "/a.pem", w.leaf.ToPem());
+  Write(dir + "/b.pem", other.ToPem());
+  Write(dir + "/b.key", Must(other_key.ToPem()).str());
+  Write(dir + "/root-cert.pem", w.ca.root.ToPem());
+  auto sets = LoadInputs({dir + "/a.pem", dir + "/b.key", dir + "/b.pem", dir + "/root-cert.pem"});
+  REQUIRE(sets.ok());
+  REQUIRE(sets->size() == 2);
+  CHECK((*sets)[0].source == dir + "/a.pem");
+  CHECK((*sets)[0].chain.size() == 1);
+  CHECK_FALSE((*sets)[0].key.has_value());
+  CHECK((*sets)[1].source == dir + "/b.pem + " + dir + "/b.key");
+  CHECK((*sets)[1].key.has_value());
+  for (const MaterialSet& set : *sets) {
+    CHECK(set.roots.size() == 1);
+    const SetReport r = Inspect(set, At(T0() + 1h));
+    INFO(set.source);
+    CHECK(r.healthy());
+    CHECK(r.chain_verified == true);
+  }
+  // A key that belongs to none of several certificates is a usage error, not a guess.
+  Write(dir + "/stray.key", Must(w.ca.root_key.ToPem()).str());
+  auto stray = LoadInputs({dir + "/a.pem", dir + "/b.pem", dir + "/stray.key"});
+  REQUIRE_FALSE(stray.ok());
+  CHECK_THAT(stray.status().message(), Catch::Contains("matches none"));
+  std::filesystem::remove_all(dir);
+}
