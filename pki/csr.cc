@@ -330,6 +330,7 @@ Result<Csr> Csr::FromDer(std::string_view der) {
   }
   const EVP_MD* md = md_nid == NID_undef ? nullptr : EVP_get_digestbynid(md_nid);
   UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr) return OsslError(Code::kInternal, "allocating a digest context failed");
   const std::string_view tbs = info.Whole();
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.get()) != 1 ||
       EVP_DigestVerify(ctx.get(), sig.body + 1, static_cast<size_t>(sig.length - 1),
