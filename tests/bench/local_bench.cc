@@ -54,7 +54,7 @@ double RawCrypto(const CaBundle& bundle, int count, int workers) {
                                  {{"spiffe://cluster.local/ns/bench/sa/sa-" + std::to_string(i)},
                                   {},
                                   std::chrono::hours(24)},
-                                 std::chrono::system_clock::now());
+                                 istioca::SystemClock::Get().Now());
       std::string pem = leaf->ToPem() + key->ToPem()->str();
       if (pem.empty()) std::abort();
     }

@@ -209,7 +209,7 @@ std::optional<Selector> ParseSelector(const std::string& plural, const std::stri
   return sel;
 }
 
-std::string NowRfc3339() { return FormatRfc3339(std::chrono::system_clock::now()); }
+std::string NowRfc3339() { return FormatRfc3339(istioca::SystemClock::Get().Now()); }
 
 }  // namespace
 
@@ -946,7 +946,7 @@ void FakeApiServer::HandleWatch(const std::string& plural, const std::string& ns
 }
 
 Result<TestTls> MakeTestTls() {
-  auto now = std::chrono::system_clock::now();
+  auto now = istioca::SystemClock::Get().Now();
   ASSIGN_OR_RETURN(pki::PrivateKey ca_key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   ASSIGN_OR_RETURN(pki::Certificate ca,
                    pki::MakeSelfSignedRoot(

@@ -152,7 +152,7 @@ TEST_CASE("service account source: events notify the controller; existence from 
 
 TEST_CASE("CA secret: two replicas racing to create end up with the same root", "[kube][castore]") {
   FakeCluster f;
-  auto now = std::chrono::system_clock::now();
+  auto now = istioca::SystemClock::Get().Now();
   std::vector<std::shared_ptr<const CaBundle>> bundles(2);
   std::vector<Status> errors(2);
   std::vector<std::thread> threads;
@@ -209,7 +209,7 @@ TEST_CASE("token reviewer: service accounts only, audiences sent, positive answe
                                {"system:serviceaccount:demo:httpbin", "u1", {}, {"istio-ca"}});
   f.server->AddReviewableToken("user-token", {"alice", "u2", {}, {"istio-ca"}});
   f.server->AddReviewableToken("other-aud", {"system:serviceaccount:demo:x", "u3", {}, {"other"}});
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   KubeTokenReviewer reviewer(ApiOf(f), {"istio-ca"}, clock);
   auto sa = reviewer.Review("sa-token");
   REQUIRE(sa.ok());
@@ -258,7 +258,7 @@ TEST_CASE("lease step decisions", "[kube][leader]") {
 TEST_CASE("leader election: one leader; a standby takes over within the lease duration",
           "[kube][leader]") {
   FakeCluster f;
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   MetricsRegistry metrics;
   LeaseConfig a_cfg, b_cfg;
   a_cfg.identity = "replica-a";
@@ -349,7 +349,7 @@ struct KubeControllerFixture {
   MetricsRegistry metrics;
   pki::PrivateKey root_key = *pki::PrivateKey::Generate(pki::KeyType::kEcP256);
   pki::Certificate root = *pki::MakeSelfSignedRoot(root_key, {"cluster.local", 24h * 365},
-                                                   std::chrono::system_clock::now());
+                                                   istioca::SystemClock::Get().Now());
   Authority authority{IssuancePolicy{}, SystemClock::Get()};
   std::shared_ptr<k8s::Api> api = ApiOf(f);
   std::shared_ptr<SyncGate> gate = std::make_shared<SyncGate>(2);
@@ -397,7 +397,7 @@ struct KubeControllerFixture {
       if ((*chain)[0].UriSans() !=
           std::vector<std::string>{"spiffe://cluster.local/ns/" + ns + "/sa/" + name})
         return false;
-      if (!pki::VerifyChain((*chain)[0], {}, {root}, std::chrono::system_clock::now()).ok())
+      if (!pki::VerifyChain((*chain)[0], {}, {root}, istioca::SystemClock::Get().Now()).ok())
         return false;
     }
     for (const auto& s : f.server->All("secrets")) {

@@ -14,6 +14,7 @@
 using namespace istioca;
 using namespace istioca::pki;
 
+using istioca::testing::Must;
 using istioca::testing::RunCommand;
 
 TEST_CASE("every supported key type generates, writes PKCS#8 and reads back", "[key]") {
