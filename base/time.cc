@@ -85,7 +85,8 @@ Result<Duration> ParseDuration(std::string_view text) {
     }
   }
   const auto nanos = static_cast<int64_t>(std::llround(total));
-  return Duration(negative ? -nanos : nanos);
+  const auto d = std::chrono::round<Duration>(std::chrono::nanoseconds(nanos));
+  return negative ? -d : d;
 }
 
 std::string FormatDuration(Duration d) {
@@ -115,11 +116,14 @@ std::string FormatDuration(Duration d) {
 }
 
 std::string FormatRfc3339(TimePoint t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  // Whole seconds, rounded toward the past (floor, not truncation toward zero, before 1970).
+  const std::time_t tt = static_cast<std::time_t>(
+      std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count());
   std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (gmtime_r(&tt, &tm) == nullptr) return "(time out of range)";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -162,7 +166,7 @@ Result<TimePoint> ParseRfc3339(std::string_view text) {
   tm.tm_min = mi;
   tm.tm_sec = sec;
   const std::time_t t = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset);
+  return FromUnixSeconds(static_cast<int64_t>(t) - offset);
 }
 
 }  // namespace istioca

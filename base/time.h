@@ -15,8 +15,13 @@
 
 namespace istioca {
 
-using TimePoint = std::chrono::system_clock::time_point;
-using Duration = std::chrono::nanoseconds;
+// Microseconds, not the nanoseconds of system_clock::time_point: an int64 nanosecond count ends
+// in 2262, yet RFC 5280 §4.1.2.5 gives 99991231235959Z to certificates with no well-defined
+// expiration, and such roots exist. An int64 microsecond count reaches ±292,000 years, so every
+// certificate time (0000-01-01 to 9999-12-31) is representable and differences between them
+// cannot overflow.
+using Duration = std::chrono::microseconds;
+using TimePoint = std::chrono::time_point<std::chrono::system_clock, Duration>;
 
 class Clock {
  public:
@@ -26,7 +31,9 @@ class Clock {
 
 class SystemClock final : public Clock {
  public:
-  TimePoint Now() const override { return std::chrono::system_clock::now(); }
+  TimePoint Now() const override {
+    return std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now());
+  }
   static const SystemClock& Get();
 };
 
@@ -60,7 +67,7 @@ Result<Duration> ParseDuration(std::string_view text);
 // "89d23h59m", "23h59m59s", "-1h2m", "0s".
 std::string FormatDuration(Duration d);
 
-// RFC 3339 in UTC with second precision: "2026-11-29T15:40:56Z".
+// RFC 3339 in UTC with second precision (years 0000 to 9999): "2026-11-29T15:40:56Z".
 std::string FormatRfc3339(TimePoint t);
 // Accepts "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)" (also a space or lowercase 't' as separator).
 Result<TimePoint> ParseRfc3339(std::string_view text);
@@ -68,6 +75,9 @@ Result<TimePoint> ParseRfc3339(std::string_view text);
 // Seconds since the epoch, the unit of the *_timestamp metrics.
 inline int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+inline TimePoint FromUnixSeconds(int64_t seconds) {
+  return TimePoint(std::chrono::seconds(seconds));
 }
 
 }  // namespace istioca

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/base64.h"
+
 namespace istioca::k8s {
 namespace {
 
@@ -19,28 +21,8 @@ Result<std::string> ReadFile(const std::string& path) {
 
 // Base64 as kubeconfig *-data fields use it (standard alphabet, padding optional).
 Result<std::string> DecodeBase64(const std::string& in, const std::string& field) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    int v = value(c);
-    if (v < 0) return InvalidArgument("kubeconfig: " + field + " is not base64");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
+  auto out = Base64Decode(in, {.ignore_whitespace = true, .padding_optional = true});
+  if (!out.ok()) return InvalidArgument("kubeconfig: " + field + " is not base64");
   return out;
 }
 

@@ -53,8 +53,6 @@ struct TokenReviewResult {
   std::string error;                   // the server's reason when not authenticated
 };
 
-std::string Base64Encode(std::string_view data);
-Result<std::string> Base64Decode(std::string_view text);
 // "2026-11-29T14:30:45.417724Z"; the API server rejects any other precision (samples 077/078).
 std::string FormatMicroTime(TimePoint t);
 // RFC 3339 keeping the fraction to the microsecond.

@@ -15,13 +15,18 @@ namespace {
 TimePoint FromAsn1Time(const ASN1_TIME* t) {
   std::tm tm{};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return TimePoint{};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
 }
 
 std::string NameToString(const X509_NAME* name) {
   if (name == nullptr || X509_NAME_entry_count(name) == 0) return "";
   UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  // A name that cannot be printed is shown as such, never as an empty (absent) subject.
+  if (bio == nullptr ||
+      X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    ClearOsslErrors();
+    return "<unprintable name>";
+  }
   return BioToString(bio.get());
 }
 
@@ -77,16 +82,25 @@ std::string HexColons(std::string_view bytes) {
   return out;
 }
 
+struct Certificate::DecodedCopy {
+  std::once_flag once;
+  UniquePtr<X509> x509;
+};
+
 Certificate Certificate::Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key) {
   Certificate c(std::move(cert));
   c.public_key_ = std::shared_ptr<EVP_PKEY>(public_key.release(), EVP_PKEY_free);
+  c.decoded_ = std::make_shared<DecodedCopy>();
   return c;
 }
 
-Certificate Certificate::Decoded() const {
-  if (public_key_ == nullptr) return *this;
-  auto decoded = FromDer(ToDer());
-  return decoded.ok() ? std::move(decoded).value() : *this;
+X509* Certificate::get() const {
+  if (decoded_ == nullptr) return x509_.get();
+  std::call_once(decoded_->once, [this] {
+    auto decoded = FromDer(ToDer());
+    if (decoded.ok()) decoded_->x509 = std::move(decoded->x509_);
+  });
+  return decoded_->x509.get();
 }
 
 EVP_PKEY* Certificate::PublicKey() const {
@@ -95,7 +109,7 @@ EVP_PKEY* Certificate::PublicKey() const {
 }
 
 Certificate::Certificate(const Certificate& other)
-    : x509_(nullptr), public_key_(other.public_key_) {
+    : x509_(nullptr), public_key_(other.public_key_), decoded_(other.decoded_) {
   if (other.x509_ != nullptr) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
@@ -107,6 +121,7 @@ Certificate& Certificate::operator=(const Certificate& other) {
     Certificate copy(other);
     x509_ = std::move(copy.x509_);
     public_key_ = std::move(copy.public_key_);
+    decoded_ = std::move(copy.decoded_);
   }
   return *this;
 }
@@ -173,7 +188,10 @@ std::vector<std::string> Certificate::DnsSans() const { return SansOfType(x509_.
 std::string Certificate::Sha256Fingerprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  X509_digest(x509_.get(), EVP_sha256(), md, &len);
+  if (X509_digest(x509_.get(), EVP_sha256(), md, &len) != 1) {
+    ClearOsslErrors();
+    return "";
+  }
   return HexColons(std::string_view(reinterpret_cast<char*>(md), len));
 }
 
@@ -197,7 +215,7 @@ bool Certificate::operator==(const Certificate& other) const {
 }
 
 CertInfo Describe(const Certificate& cert) {
-  X509* x = cert.get();
+  X509* x = cert.raw();
   CertInfo info;
   info.subject = cert.Subject();
   info.issuer = cert.Issuer();

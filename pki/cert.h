@@ -1,6 +1,8 @@
 // pki/cert.h — X.509 certificates: parse, encode, and read every field an operator asks about.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +13,8 @@
 #include "pki/ossl.h"
 
 namespace istioca::pki {
+
+struct CertInfo;
 
 // An immutable certificate. Copying shares the reference-counted X509.
 class Certificate {
@@ -29,11 +33,11 @@ class Certificate {
   Certificate(Certificate&&) = default;
   Certificate& operator=(Certificate&&) = default;
 
-  // The X509. For a leaf built in memory by IssueLeaf, the X509 holds its key only in encoded
-  // form: pass such a certificate to OpenSSL functions that need the key through Decoded().
-  X509* get() const { return x509_.get(); }
-  // This certificate with a fully decoded X509 (a DER round trip only when it lacks one).
-  Certificate Decoded() const;
+  // The X509, always with its public key decoded, so any OpenSSL function may be given it. A
+  // leaf built in memory by IssueLeaf holds its key only in encoded form (decoding it is most of
+  // the cost of issuing); for such a certificate the first call makes a decoded copy by a DER
+  // round trip and keeps it. Null only if that round trip fails.
+  X509* get() const;
   std::string ToDer() const;
   std::string ToPem() const;
 
@@ -55,9 +59,18 @@ class Certificate {
   bool operator==(const Certificate& other) const;
 
  private:
+  struct DecodedCopy;
+  friend CertInfo Describe(const Certificate& cert);
+
   explicit Certificate(UniquePtr<X509>&& x509) : x509_(std::move(x509)) {}
+  // Fields read by this class and Describe(); none of them needs the decoded key.
+  X509* raw() const { return x509_.get(); }
+
   UniquePtr<X509> x509_;
-  std::shared_ptr<EVP_PKEY> public_key_;  // only for certificates built in memory
+  // Only for certificates built in memory: the key beside the X509, and the decoded copy that
+  // get() makes on first use (shared by copies of this certificate).
+  std::shared_ptr<EVP_PKEY> public_key_;
+  std::shared_ptr<DecodedCopy> decoded_;
 };
 
 // Everything `inspect` shows about one certificate, as plain values.

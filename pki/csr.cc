@@ -22,21 +22,34 @@ void FreeExtStack(STACK_OF(X509_EXTENSION) * s) {
 
 Result<Csr> Csr::Build(const PrivateKey& key, const CsrOptions& options) {
   UniquePtr<X509_REQ> req(X509_REQ_new());
-  X509_REQ_set_version(req.get(), 0);
+  if (req == nullptr || X509_REQ_set_version(req.get(), 0) != 1) {
+    return OsslError(Code::kInternal, "allocating CSR failed");
+  }
   if (!options.organization.empty()) {
     X509_NAME* name = X509_REQ_get_subject_name(req.get());
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(options.organization.c_str()),
-                               -1, -1, 0);
+    if (X509_NAME_add_entry_by_txt(
+            name, "O", MBSTRING_UTF8,
+            reinterpret_cast<const unsigned char*>(options.organization.data()),
+            static_cast<int>(options.organization.size()), -1, 0) != 1) {
+      return OsslError(Code::kInvalidArgument,
+                       "the CSR organization is not usable as a subject O= (it must be valid UTF-8 "
+                       "of at most 64 characters)");
+    }
   }
-  X509_REQ_set_pubkey(req.get(), key.get());
+  if (X509_REQ_set_pubkey(req.get(), key.get()) != 1) {
+    return OsslError(Code::kInvalidArgument, "unusable CSR key");
+  }
   if (!options.uris.empty() || !options.dns_names.empty()) {
-    UniquePtr<GENERAL_NAMES> sans = MakeGeneralNames(options.uris, options.dns_names);
+    ASSIGN_OR_RETURN(UniquePtr<GENERAL_NAMES> sans,
+                     MakeGeneralNames(options.uris, options.dns_names));
     ExtStack exts(sk_X509_EXTENSION_new_null(), FreeExtStack);
     // Critical when the subject is empty (RFC 5280 4.2.1.6), as Istio does since 1.2.
-    X509_EXTENSION* ext =
-        X509V3_EXT_i2d(NID_subject_alt_name, options.organization.empty() ? 1 : 0, sans.get());
-    sk_X509_EXTENSION_push(exts.get(), ext);
+    UniquePtr<X509_EXTENSION> ext(
+        X509V3_EXT_i2d(NID_subject_alt_name, options.organization.empty() ? 1 : 0, sans.get()));
+    if (exts == nullptr || ext == nullptr || sk_X509_EXTENSION_push(exts.get(), ext.get()) <= 0) {
+      return OsslError(Code::kInternal, "encoding SAN extension for CSR failed");
+    }
+    ext.release();  // the stack owns it now
     if (X509_REQ_add_extensions(req.get(), exts.get()) != 1) {
       return OsslError(Code::kInternal, "adding SAN extension to CSR failed");
     }
@@ -317,6 +330,7 @@ Result<Csr> Csr::FromDer(std::string_view der) {
   }
   const EVP_MD* md = md_nid == NID_undef ? nullptr : EVP_get_digestbynid(md_nid);
   UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr) return OsslError(Code::kInternal, "allocating a digest context failed");
   const std::string_view tbs = info.Whole();
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.get()) != 1 ||
       EVP_DigestVerify(ctx.get(), sig.body + 1, static_cast<size_t>(sig.length - 1),

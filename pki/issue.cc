@@ -18,6 +18,7 @@ Status SetRandomSerial(X509* x) {
   bytes[0] &= 0x7F;  // positive INTEGER; leaves 127 random bits in a 16-byte encoding
   if (bytes[0] == 0) bytes[0] = 0x01;  // keep the encoding 16 bytes long
   UniquePtr<BIGNUM> bn(BN_bin2bn(bytes, sizeof bytes, nullptr));
+  if (bn == nullptr) return OsslError(Code::kInternal, "making the serial failed");
   UniquePtr<ASN1_INTEGER> serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
   if (serial == nullptr || X509_set_serialNumber(x, serial.get()) != 1) {
     return OsslError(Code::kInternal, "setting serial failed");
@@ -26,8 +27,8 @@ Status SetRandomSerial(X509* x) {
 }
 
 Status SetValidity(X509* x, TimePoint not_before, TimePoint not_after) {
-  const std::time_t nb = std::chrono::system_clock::to_time_t(not_before);
-  const std::time_t na = std::chrono::system_clock::to_time_t(not_after);
+  const auto nb = static_cast<std::time_t>(UnixSeconds(not_before));
+  const auto na = static_cast<std::time_t>(UnixSeconds(not_after));
   if (ASN1_TIME_set(X509_getm_notBefore(x), nb) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(x), na) == nullptr) {
     return OsslError(Code::kInternal, "setting validity failed");
@@ -59,7 +60,7 @@ const std::array<UniquePtr<X509_EXTENSION>, 3>& FixedLeafExtensions() {
 
 Status AddSans(X509* cert, const std::vector<std::string>& uris,
                const std::vector<std::string>& dns) {
-  UniquePtr<GENERAL_NAMES> names = MakeGeneralNames(uris, dns);
+  ASSIGN_OR_RETURN(UniquePtr<GENERAL_NAMES> names, MakeGeneralNames(uris, dns));
   // Critical because the subject is empty (RFC 5280 4.2.1.6; Istio since 1.2).
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 1, X509V3_ADD_DEFAULT) != 1) {
     return OsslError(Code::kInternal, "adding SAN extension failed");
@@ -96,6 +97,7 @@ void AppendLength(std::string* out, size_t len) {
 
 // A positive DER INTEGER from a BIGNUM.
 void AppendInteger(std::string* out, const BIGNUM* bn) {
+  // BN_bn2bin writes exactly BN_num_bytes bytes and cannot fail.
   std::string value(static_cast<size_t>(BN_num_bytes(bn)), '\0');
   BN_bn2bin(bn, reinterpret_cast<unsigned char*>(value.data()));
   if (value.empty() || (static_cast<uint8_t>(value[0]) & 0x80)) value.insert(value.begin(), '\0');
@@ -185,11 +187,26 @@ Status Sign(X509* x, const PrivateKey& key) {
   return OkStatus();
 }
 
-UniquePtr<X509_NAME> OrgName(const std::string& org) {
+// O=<org>. An organization that is not UTF-8 (or too long for the attribute) is an error:
+// unchecked, it left the subject empty.
+Result<UniquePtr<X509_NAME>> OrgName(const std::string& org) {
   UniquePtr<X509_NAME> name(X509_NAME_new());
-  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
+  if (name == nullptr) return OsslError(Code::kInternal, "allocating a subject name failed");
+  if (X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(org.data()),
+                                 static_cast<int>(org.size()), -1, 0) != 1) {
+    return OsslError(Code::kInvalidArgument,
+                     "the CA organization is not usable as a subject O= (it must be valid UTF-8 "
+                     "of at most 64 characters)");
+  }
   return name;
+}
+
+Status SetNames(X509* x, const X509_NAME* subject, const X509_NAME* issuer) {
+  if (X509_set_subject_name(x, subject) != 1 || X509_set_issuer_name(x, issuer) != 1) {
+    return OsslError(Code::kInternal, "setting subject and issuer failed");
+  }
+  return OkStatus();
 }
 
 std::string BasicConstraintsValue(int path_len) {
@@ -225,7 +242,8 @@ Result<Certificate> IssueLeaf(const Signer& signer, EVP_PKEY* subject_key, const
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
   RETURN_IF_ERROR(AddSans(x.get(), tmpl.uris, tmpl.dns_names));
   RETURN_IF_ERROR(Sign(x.get(), signer.key));
-  EVP_PKEY_up_ref(subject_key);
+  if (EVP_PKEY_up_ref(subject_key) != 1)
+    return OsslError(Code::kInternal, "keeping the key failed");
   return Certificate::Adopt(std::move(x), UniquePtr<EVP_PKEY>(subject_key));
 }
 
@@ -235,9 +253,8 @@ Result<Certificate> MakeSelfSignedRoot(const PrivateKey& key, const CaTemplate& 
   if (tmpl.organization.empty()) return InvalidArgument("CA organization must not be empty");
   const TimePoint not_after = now + std::chrono::duration_cast<TimePoint::duration>(tmpl.ttl);
   ASSIGN_OR_RETURN(UniquePtr<X509> x, NewCert(key.get(), now - kClockSkewBackdate, not_after));
-  UniquePtr<X509_NAME> name = OrgName(tmpl.organization);
-  X509_set_subject_name(x.get(), name.get());
-  X509_set_issuer_name(x.get(), name.get());
+  ASSIGN_OR_RETURN(UniquePtr<X509_NAME> name, OrgName(tmpl.organization));
+  RETURN_IF_ERROR(SetNames(x.get(), name.get(), name.get()));
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, x.get(), x.get(), nullptr, nullptr, 0);
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
@@ -255,9 +272,8 @@ Result<Certificate> IssueIntermediate(const Signer& parent, EVP_PKEY* subject_ke
   const TimePoint requested_end = now + std::chrono::duration_cast<TimePoint::duration>(tmpl.ttl);
   const TimePoint not_after = std::min(requested_end, parent.cert.NotAfter());
   ASSIGN_OR_RETURN(UniquePtr<X509> x, NewCert(subject_key, now - kClockSkewBackdate, not_after));
-  UniquePtr<X509_NAME> name = OrgName(tmpl.organization);
-  X509_set_subject_name(x.get(), name.get());
-  X509_set_issuer_name(x.get(), X509_get_subject_name(parent.cert.get()));
+  ASSIGN_OR_RETURN(UniquePtr<X509_NAME> name, OrgName(tmpl.organization));
+  RETURN_IF_ERROR(SetNames(x.get(), name.get(), X509_get_subject_name(parent.cert.get())));
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, parent.cert.get(), x.get(), nullptr, nullptr, 0);
   RETURN_IF_ERROR(AddExt(x.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));

@@ -168,14 +168,18 @@ Result<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
       "PRIVATE KEY PEM block)");
 }
 
-std::string PrivateKey::ToPem() const {
+Result<SecretString> PrivateKey::ToPem() const {
+  if (key_ == nullptr) return FailedPrecondition("encoding private key: no key");
   UniquePtr<PKCS8_PRIV_KEY_INFO> info(EVP_PKEY2PKCS8(key_.get()));
-  if (info == nullptr) return "";
+  if (info == nullptr) return OsslError(Code::kInternal, "encoding private key as PKCS#8 failed");
   unsigned char* der = nullptr;
   const int len = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der);
-  if (len <= 0) return "";
-  std::string out = EncodePem("PRIVATE KEY", std::string_view(reinterpret_cast<char*>(der), len));
+  if (len <= 0 || der == nullptr) {
+    return OsslError(Code::kInternal, "encoding private key as PKCS#8 DER failed");
+  }
+  SecretString out(EncodePem("PRIVATE KEY", std::string_view(reinterpret_cast<char*>(der), len)));
   OPENSSL_clear_free(der, static_cast<size_t>(len));
+  if (out.empty()) return Internal("encoding private key as PEM failed");
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/secret.h"
 #include "base/status.h"
 #include "pki/ossl.h"
 
@@ -46,8 +47,9 @@ class PrivateKey {
   PrivateKey(PrivateKey&&) = default;
   PrivateKey& operator=(PrivateKey&&) = default;
 
-  // PKCS#8 "PRIVATE KEY" PEM.
-  std::string ToPem() const;
+  // PKCS#8 "PRIVATE KEY" PEM, wiped when the result goes away. An error (never an empty string)
+  // when the key cannot be encoded, e.g. a key object that holds only a public key.
+  Result<SecretString> ToPem() const;
   EVP_PKEY* get() const { return key_.get(); }
   std::string Describe() const { return DescribeKey(key_.get()); }
 

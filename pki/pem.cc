@@ -1,6 +1,6 @@
 #include "pki/pem.h"
 
-#include <array>
+#include "base/base64.h"
 
 namespace istioca::pki {
 namespace {
@@ -8,7 +8,6 @@ namespace {
 constexpr std::string_view kBegin = "-----BEGIN ";
 constexpr std::string_view kEnd = "-----END ";
 constexpr std::string_view kDashes = "-----";
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string_view TrimRight(std::string_view s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
@@ -29,71 +28,6 @@ bool MatchBoundary(std::string_view line, std::string_view prefix, std::string* 
 }
 
 }  // namespace
-
-Result<std::string> Base64Decode(std::string_view text) {
-  static const std::array<int8_t, 256> table = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0, symbols = 0, padding = 0;
-  for (const char c : text) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    if (c == '=') {
-      ++padding;
-      ++symbols;
-      continue;
-    }
-    if (padding > 0) return InvalidArgument("malformed base64: data after '=' padding");
-    const int8_t v = table[static_cast<unsigned char>(c)];
-    if (v < 0) return InvalidArgument("malformed base64: unexpected character");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    ++symbols;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  if (symbols % 4 != 0 || padding > 2) return InvalidArgument("malformed base64: truncated");
-  if (padding > 0 && (acc & ((1u << bits) - 1)) != 0) {
-    return InvalidArgument("malformed base64: non-zero padding bits");
-  }
-  return out;
-}
-
-std::string Base64Encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(data[i]) << 16) |
-                       (static_cast<uint8_t>(data[i + 1]) << 8) | static_cast<uint8_t>(data[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == data.size()) {
-    const uint32_t v = static_cast<uint8_t>(data[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == data.size()) {
-    const uint32_t v =
-        (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
   std::vector<PemBlock> blocks;
@@ -119,7 +53,7 @@ Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
         return InvalidArgument("PEM block " + open->type + " at line " +
                                std::to_string(open->line) + " ends with END " + label);
       }
-      auto der = Base64Decode(body);
+      auto der = Base64Decode(body, {.ignore_whitespace = true});
       if (!der.ok()) {
         return InvalidArgument("PEM block " + open->type + " at line " +
                                std::to_string(open->line) + ": " + der.status().message());

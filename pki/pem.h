@@ -26,10 +26,6 @@ Result<std::vector<PemBlock>> ParsePem(std::string_view input);
 
 std::string EncodePem(std::string_view type, std::string_view der);
 
-// Strict base64 (standard alphabet, '=' padding, whitespace ignored). Exposed for JSON secrets.
-Result<std::string> Base64Decode(std::string_view text);
-std::string Base64Encode(std::string_view data);
-
 // True if `data` starts like DER (SEQUENCE tag with a plausible length), for a helpful message
 // when someone passes a .der file where PEM is expected.
 bool LooksLikeDer(std::string_view data);

@@ -105,7 +105,9 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
   if (ctx == nullptr) return OsslError(Code::kInternal, "creating TLS context failed");
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   UniquePtr<SSL> ssl(SSL_new(ctx.get()));
-  SSL_set_fd(ssl.get(), fd.get());
+  if (ssl == nullptr || SSL_set_fd(ssl.get(), fd.get()) != 1) {
+    return OsslError(Code::kInternal, "creating TLS connection failed");
+  }
   in6_addr addr6;
   in_addr addr4;
   std::string sni = servername;
@@ -113,7 +115,9 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
       inet_pton(AF_INET6, host.c_str(), &addr6) != 1) {
     sni = host;
   }
-  if (!sni.empty()) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
+  if (!sni.empty() && SSL_set_tlsext_host_name(ssl.get(), sni.c_str()) != 1) {
+    return OsslError(Code::kInvalidArgument, "unusable TLS server name \"" + sni + "\"");
+  }
   PeerChain out;
   if (SSL_connect(ssl.get()) != 1) {
     // A server that requires a client certificate (TLS 1.2) aborts after sending its own chain;
@@ -128,7 +132,9 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
     X509* c = sk_X509_value(chain, i);
-    X509_up_ref(c);
+    if (c == nullptr || X509_up_ref(c) != 1) {
+      return OsslError(Code::kInternal, "reading the peer's chain failed");
+    }
     out.certs.push_back(Certificate::Adopt(UniquePtr<X509>(c)));
   }
   out.protocol = SSL_get_version(ssl.get());

@@ -19,21 +19,34 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
                                              const std::vector<Certificate>& roots, TimePoint at) {
   if (roots.empty()) return FailedPrecondition("no trusted roots to verify against");
   UniquePtr<X509_STORE> store(X509_STORE_new());
-  // OpenSSL's verifier needs every certificate's key decoded (see Certificate::Decoded).
-  for (const Certificate& root : roots) X509_STORE_add_cert(store.get(), root.Decoded().get());
   X509Stack untrusted(sk_X509_new_null());
-  for (const Certificate& c : intermediates) {
-    const Certificate decoded = c.Decoded();
-    X509_up_ref(decoded.get());
-    sk_X509_push(untrusted.get(), decoded.get());
-  }
-  const Certificate target = leaf.Decoded();
   UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), target.get(), untrusted.get()) != 1) {
+  if (store == nullptr || untrusted == nullptr || ctx == nullptr) {
+    return OsslError(Code::kInternal, "allocating the verifier failed");
+  }
+  for (const Certificate& root : roots) {
+    // Adding the same root twice is not an error in OpenSSL 3 (it returns 1).
+    if (root.get() == nullptr || X509_STORE_add_cert(store.get(), root.get()) != 1) {
+      return OsslError(Code::kInternal, "adding a trusted root failed");
+    }
+  }
+  for (const Certificate& c : intermediates) {
+    X509* x = c.get();
+    if (x == nullptr || X509_up_ref(x) != 1) {
+      return OsslError(Code::kInternal, "adding an intermediate failed");
+    }
+    if (sk_X509_push(untrusted.get(), x) <= 0) {
+      X509_free(x);
+      return OsslError(Code::kInternal, "adding an intermediate failed");
+    }
+  }
+  X509* target = leaf.get();
+  if (target == nullptr) return Internal("the certificate to verify could not be decoded");
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), target, untrusted.get()) != 1) {
     return OsslError(Code::kInternal, "initialising verification failed");
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(param, std::chrono::system_clock::to_time_t(at));
+  X509_VERIFY_PARAM_set_time(param, static_cast<std::time_t>(UnixSeconds(at)));
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
   const int ok = X509_verify_cert(ctx.get());
   ClearOsslErrors();
@@ -41,8 +54,8 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
     const int err = X509_STORE_CTX_get_error(ctx.get());
     const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
     std::string who;
-    if (X509* bad = X509_STORE_CTX_get_current_cert(ctx.get())) {
-      const std::string subject = Certificate::Adopt(UniquePtr<X509>(X509_dup(bad))).Subject();
+    if (X509* bad = X509_STORE_CTX_get_current_cert(ctx.get()); bad && X509_up_ref(bad) == 1) {
+      const std::string subject = Certificate::Adopt(UniquePtr<X509>(bad)).Subject();
       who = subject.empty() ? "" : ": " + subject;
     }
     return FailedPrecondition(std::string(X509_verify_cert_error_string(err)) + " (depth " +
@@ -52,7 +65,8 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
   for (int i = 0; i < sk_X509_num(chain); ++i) {
     X509* c = sk_X509_value(chain, i);
-    X509_up_ref(c);
+    if (c == nullptr || X509_up_ref(c) != 1)
+      return OsslError(Code::kInternal, "reading the path failed");
     path.push_back(Certificate::Adopt(UniquePtr<X509>(c)));
   }
   return path;

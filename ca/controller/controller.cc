@@ -336,7 +336,12 @@ Status Controller::Execute(const Work& w) {
         .Inc();
     return issued.status().WithContext("signing workload certificate");
   }
-  WorkloadSecret secret{issued->CertChainPem(), key->ToPem(), issued->RootCertPem(), w.version};
+  auto key_pem = key->ToPem();
+  if (!key_pem.ok()) {
+    csr_err_count_.Inc();
+    return key_pem.status().WithContext("encoding workload key");
+  }
+  WorkloadSecret secret{issued->CertChainPem(), key_pem->str(), issued->RootCertPem(), w.version};
   Status s = w.action == SecretAction::kCreate ? secrets_.Create(w.key, secret)
                                                : secrets_.Update(w.key, secret);
   if (!s.ok()) {

@@ -67,7 +67,8 @@ Result<std::shared_ptr<const CaBundle>> LoadOrCreateSelfSigned(CaStore& store,
   ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(options.key_type));
   ASSIGN_OR_RETURN(pki::Certificate root,
                    pki::MakeSelfSignedRoot(key, {options.organization, options.ttl}, now));
-  StoredCa fresh{root.ToPem(), key.ToPem(), root.ToPem(), ""};
+  ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
+  StoredCa fresh{root.ToPem(), key_pem.str(), root.ToPem(), ""};
   Status s = store.Create(fresh);
   if (s.code() == Code::kAlreadyExists) {
     // Another replica won the race: use its CA so that both serve the same root.

@@ -12,7 +12,9 @@ double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 Duration FromSeconds(double s) {
   // Clamp before converting: a lifetime of centuries must not wrap (Istio #18357).
-  constexpr double kMax = 9.0e9;  // ~285 years in seconds, well inside int64 nanoseconds
+  // ~10,000 years in seconds: covers every certificate time (up to 9999-12-31) and stays well
+  // inside int64 microseconds.
+  constexpr double kMax = 3.2e11;
   s = std::clamp(s, 0.0, kMax);
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
 }

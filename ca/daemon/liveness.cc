@@ -29,9 +29,8 @@ Status CheckProbeFile(const std::string& path, Duration interval, TimePoint now)
   if (stat(path.c_str(), &st) != 0) {
     return Unavailable("probe file " + path + ": " + std::strerror(errno));
   }
-  const TimePoint mtime = std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  const TimePoint mtime = TimePoint(std::chrono::duration_cast<Duration>(
+      std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
   // Istio allows 10 ms of slack for the file system's timestamp granularity.
   if (now - mtime > interval + std::chrono::milliseconds(10)) {
     return Unavailable("probe file " + path + " was last updated " + FormatDuration(now - mtime) +

@@ -26,7 +26,8 @@ bool ServingCert::Due(const pki::Certificate& cert, const CaBundle* issued_under
 Status ServingCert::RenewLocked(std::shared_ptr<const CaBundle> bundle) {
   ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   ASSIGN_OR_RETURN(IssuedCert issued, authority_.Sign(key.get(), {}, dns_names_, Duration::zero()));
-  Snapshot next{key.ToPem(), issued.CertChainPem(), issued.RootCertPem(), issued.leaf,
+  ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
+  Snapshot next{key_pem.str(), issued.CertChainPem(), issued.RootCertPem(), issued.leaf,
                 current_ ? current_->generation + 1 : 1};
   Logger("grpc")->info("serving certificate issued serial={} not_after={} generation={}",
                        issued.leaf.SerialHex(), FormatRfc3339(issued.leaf.NotAfter()),
@@ -348,7 +349,8 @@ Status GrpcServer::SelfCheck(const std::string& identity, Duration timeout) {
 
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = client.RootCertPem();
-  tls.pem_private_key = client_key.ToPem();
+  ASSIGN_OR_RETURN(SecretString client_key_pem, client_key.ToPem());
+  tls.pem_private_key = client_key_pem.str();
   tls.pem_cert_chain = client.CertChainPem();
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(impl_->options.host_identities.empty()

@@ -10,6 +10,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
+#include "pki/key.h"
 #include "pki/pem.h"
 
 namespace istioca::ca {
@@ -128,7 +130,7 @@ Result<SecretData> DecodeData(const std::map<std::string, std::string>& raw,
                               const std::string& what) {
   SecretData out;
   for (const auto& [k, v] : raw) {
-    auto decoded = pki::Base64Decode(v);
+    auto decoded = Base64Decode(v, {.ignore_whitespace = true});
     if (!decoded.ok()) return InvalidArgument(what + ": data[" + k + "] is not valid base64");
     out[k] = std::move(decoded).value();
   }
@@ -318,8 +320,13 @@ Result<std::vector<pki::Certificate>> LoadRoots(const std::string& path) {
 
 Result<std::vector<MaterialSet>> LoadInputs(const std::vector<std::string>& inputs) {
   std::vector<MaterialSet> sets;
-  MaterialSet files;  // all plain files, as one set
-  std::vector<std::string> file_names;
+  // Plain PEM files. Each file with certificates is its own set: two workload certificates named
+  // side by side are two workloads, not one chain. A file that holds only a key, and a file
+  // named root-cert.pem or ca.crt, are companions that the certificate sets share.
+  std::vector<MaterialSet> file_sets;
+  std::vector<std::pair<std::string, pki::PrivateKey>> lone_keys;  // file, key
+  std::vector<pki::Certificate> file_roots;
+  std::vector<std::string> roots_names;
   for (const std::string& input : inputs) {
     if (input == "-") {
       ASSIGN_OR_RETURN(std::string data, ReadInput("-"));
@@ -344,24 +351,60 @@ Result<std::vector<MaterialSet>> LoadInputs(const std::vector<std::string>& inpu
         RETURN_IF_ERROR(ParseMaterial(data, input, "file").status());
       }
       MaterialSet one;
+      one.source = input;
+      one.kind = "file";
       RETURN_IF_ERROR(AddPem(data, input, roots_file, &one));
-      if (one.key.has_value()) {
-        if (files.key.has_value()) return InvalidArgument(input + ": a second private key");
-        files.key = std::move(one.key);
+      if (roots_file) {
+        for (auto& c : one.roots) file_roots.push_back(std::move(c));
+        roots_names.push_back(input);
+        if (one.key.has_value()) lone_keys.emplace_back(input, std::move(*one.key));
+      } else if (one.chain.empty()) {
+        if (one.key.has_value()) lone_keys.emplace_back(input, std::move(*one.key));
+      } else {
+        file_sets.push_back(std::move(one));
       }
-      for (auto& c : one.chain) files.chain.push_back(std::move(c));
-      for (auto& c : one.roots) files.roots.push_back(std::move(c));
-      file_names.push_back(input);
     }
   }
-  if (!file_names.empty()) {
-    if (files.chain.empty() && files.roots.empty()) {
-      return InvalidArgument(file_names.front() + ": no certificate (only a private key)");
-    }
-    files.kind = "file";
-    for (size_t i = 0; i < file_names.size(); ++i) files.source += (i ? " + " : "") + file_names[i];
-    sets.insert(sets.begin(), std::move(files));
+  if (file_sets.empty() && !file_roots.empty()) {
+    // Only roots: inspect them as a set of their own.
+    MaterialSet roots_only;
+    roots_only.kind = "file";
+    file_sets.push_back(std::move(roots_only));
   }
+  if (file_sets.empty() && !lone_keys.empty()) {
+    return InvalidArgument(lone_keys.front().first + ": no certificate (only a private key)");
+  }
+  // A key file goes with the certificate set whose leaf it matches (the only one if there is
+  // one); a key that matches none is still checked against a lone certificate set, so that
+  // "key does not match" is reported rather than guessed away.
+  for (auto& [file, key] : lone_keys) {
+    MaterialSet* owner = file_sets.size() == 1 ? &file_sets.front() : nullptr;
+    for (MaterialSet& set : file_sets) {
+      if (owner == nullptr && !set.chain.empty() && !set.key.has_value() &&
+          pki::SamePublicKey(set.chain.front().PublicKey(), key.get())) {
+        owner = &set;
+      }
+    }
+    if (owner == nullptr) {
+      return InvalidArgument(file + ": this private key matches none of the certificates given");
+    }
+    if (owner->key.has_value()) return InvalidArgument(file + ": a second private key");
+    owner->key = std::move(key);
+    owner->source += " + " + file;
+  }
+  std::string roots_name;
+  for (size_t i = 0; i < roots_names.size(); ++i) roots_name += (i ? " + " : "") + roots_names[i];
+  for (MaterialSet& set : file_sets) {
+    if (!file_roots.empty()) {
+      set.roots = file_roots;
+      set.roots_name = roots_name;
+      if (set.chain.empty() || file_sets.size() == 1) {
+        set.source += std::string(set.source.empty() ? "" : " + ") + roots_name;
+      }
+    }
+  }
+  sets.insert(sets.begin(), std::make_move_iterator(file_sets.begin()),
+              std::make_move_iterator(file_sets.end()));
   return sets;
 }
 

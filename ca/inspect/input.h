@@ -29,8 +29,10 @@ Result<std::vector<MaterialSet>> ParseMaterial(std::string_view bytes, const std
 // root-cert.pem. Only the certificate file is required.
 Result<MaterialSet> LoadDirectory(const std::string& dir);
 
-// Files given on the command line become one set, in order; a file named root-cert.pem or
-// ca.crt supplies the roots. Directories and "-" are their own sets.
+// Each file given on the command line that holds certificates is its own set (its chain, in
+// order); a file named root-cert.pem or ca.crt supplies the roots of every such set, and a file
+// holding only a private key joins the set whose leaf it matches (or the only set).
+// Directories and "-" are their own sets.
 Result<std::vector<MaterialSet>> LoadInputs(const std::vector<std::string>& inputs);
 
 // A Secret's decoded data (cert-chain.pem / key.pem / root-cert.pem, the CA secret's

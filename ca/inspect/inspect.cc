@@ -166,6 +166,26 @@ SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
       } else {
         out.notes.push_back("the leaf has no SPIFFE ID, so it is not an X509-SVID");
       }
+    } else {
+      // The set starts with a CA. If it claims a SPIFFE ID it is an X509-SVID signing
+      // certificate, whose ID must not have a path; a workload ID (spiffe://td/ns/x/sa/y) on a
+      // CA:TRUE certificate is a workload identity that can sign others.
+      for (const std::string& uri : first.info.uri_sans) {
+        if (uri.rfind("spiffe:", 0) == 0 || uri.rfind("SPIFFE:", 0) == 0) out.svid_applies = true;
+      }
+      if (out.svid_applies) {
+        for (size_t i = 0; i < out.chain.size(); ++i) {
+          for (const std::string& v : pki::SigningSvidViolations(out.chain[i].info)) {
+            out.svid_violations.push_back(out.chain[i].role + ": " + v);
+          }
+        }
+        if (first.info.spiffe_id.has_value() && pki::ParseSpiffeId(*first.info.spiffe_id).ok() &&
+            !pki::ParseSpiffeId(*first.info.spiffe_id)->path.empty()) {
+          out.svid_violations.push_back(first.role + ": " + *first.info.spiffe_id +
+                                        " is a workload identity and must not be a CA");
+        }
+        for (const std::string& v : out.svid_violations) out.problems.push_back("X509-SVID: " + v);
+      }
     }
   }
   return out;

@@ -252,7 +252,9 @@ Status NodeAgent::RenewImpl() {
   }
 
   const std::string& roots_out = new_roots_pem.empty() ? roots_pem : new_roots_pem;
-  RETURN_IF_ERROR(WriteFiles(options_, key.ToPem(), chain_pem, roots_out, roots_out != roots_pem));
+  ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
+  RETURN_IF_ERROR(
+      WriteFiles(options_, key_pem.str(), chain_pem, roots_out, roots_out != roots_pem));
   Logger("node-agent")
       ->info("certificate renewed serial={} not_after={} identity={}", leaf.SerialHex(),
              FormatRfc3339(leaf.NotAfter()), leaf.UriSans().empty() ? "-" : leaf.UriSans()[0]);

@@ -47,3 +47,20 @@ TEST_CASE("RFC 3339 round-trips and honours offsets", "[time]") {
   CHECK_FALSE(ParseRfc3339("2026-13-01T00:00:00Z").ok());
   CHECK_FALSE(ParseRfc3339("2026-11-29T15:40:56").ok());
 }
+
+TEST_CASE("RFC 3339 covers every certificate time, up to 9999-12-31", "[time]") {
+  // RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration". Nanosecond time
+  // points end in 2262; this must not wrap.
+  for (const char* text : {"9999-12-31T23:59:59Z", "2262-04-12T00:00:00Z", "1950-01-01T00:00:00Z",
+                           "0001-01-01T00:00:00Z"}) {
+    auto t = ParseRfc3339(text);
+    REQUIRE(t.ok());
+    CHECK(FormatRfc3339(*t) == text);
+  }
+  const TimePoint end = *ParseRfc3339("9999-12-31T23:59:59Z");
+  const TimePoint now = *ParseRfc3339("2026-11-29T15:40:56Z");
+  CHECK(end > now);
+  CHECK(std::chrono::duration_cast<std::chrono::hours>(end - now).count() / 24 / 365 == 7978);
+  CHECK(UnixSeconds(end) == 253402300799);
+  CHECK(FromUnixSeconds(253402300799) == end);
+}

@@ -80,7 +80,7 @@ int Serve(const std::string& dir, int n) {
         key.get(), {"spiffe://cluster.local/ns/bench/sa/client-" + std::to_string(i)}, {},
         std::chrono::hours(2)));
     std::ofstream(dir + "/client-" + std::to_string(i) + ".pem") << c.CertChainPem();
-    std::ofstream(dir + "/client-" + std::to_string(i) + ".key") << key.ToPem();
+    std::ofstream(dir + "/client-" + std::to_string(i) + ".key") << OrDie(key.ToPem()).str();
   }
   ca::GrpcServerOptions options;
   options.listen_address = "127.0.0.1:0";

@@ -38,8 +38,8 @@ struct CaFiles {
 CaFiles NewRoot(const std::string& org) {
   auto key = pki::PrivateKey::Generate(pki::KeyType::kEcP256);
   auto root = pki::MakeSelfSignedRoot(*key, {org, std::chrono::hours(24 * 365)},
-                                      std::chrono::system_clock::now());
-  return {root->ToPem(), key->ToPem()};
+                                      istioca::SystemClock::Get().Now());
+  return {root->ToPem(), key->ToPem()->str()};
 }
 
 void WriteAtomic(const fs::path& p, const std::string& content) {
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     auto chain = pki::Certificate::ParsePemChain(Data(s, "cert-chain.pem"));
     auto key = pki::PrivateKey::FromPem(Data(s, "key.pem"));
     if (chain.ok() && key.ok() && pki::SamePublicKey(key->get(), (*chain)[0].PublicKey()) &&
-        pki::VerifyChain((*chain)[0], {}, *root1, std::chrono::system_clock::now()).ok()) {
+        pki::VerifyChain((*chain)[0], {}, *root1, istioca::SystemClock::Get().Now()).ok()) {
       ++verified;
     }
   }

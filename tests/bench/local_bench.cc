@@ -54,8 +54,8 @@ double RawCrypto(const CaBundle& bundle, int count, int workers) {
                                  {{"spiffe://cluster.local/ns/bench/sa/sa-" + std::to_string(i)},
                                   {},
                                   std::chrono::hours(24)},
-                                 std::chrono::system_clock::now());
-      std::string pem = leaf->ToPem() + key->ToPem();
+                                 istioca::SystemClock::Get().Now());
+      std::string pem = leaf->ToPem() + key->ToPem()->str();
       if (pem.empty()) std::abort();
     }
   };

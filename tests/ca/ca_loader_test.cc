@@ -47,7 +47,7 @@ struct PluggedFiles {
   void Write(const pki::Certificate& cert, const pki::PrivateKey& key, const std::string& roots,
              const std::string& chain = "") {
     WriteFile(files.signing_cert, cert.ToPem());
-    WriteFile(files.signing_key, key.ToPem());
+    WriteFile(files.signing_key, Must(key.ToPem()).str());
     WriteFile(files.root_cert, roots);
     WriteFile(files.cert_chain, chain);
   }
@@ -142,6 +142,27 @@ TEST_CASE("several roots in root-cert.pem are all trusted and all published", "[
   CHECK(b->RootsPem() == root.root.ToPem() + next.root.ToPem());
 }
 
+TEST_CASE("a plugged-in root that never expires (NotAfter 9999-12-31) signs", "[ca-loader]") {
+  // RFC 5280 §4.1.2.5's "no well-defined expiration" once read as 1816-03-30: the daemon
+  // refused every signature with "the signing certificate expired".
+  const TimePoint end_of_time = Must(ParseRfc3339("9999-12-31T23:59:59Z"));
+  auto key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  auto root = Must(pki::MakeSelfSignedRoot(key, {"forever", end_of_time - T0()}, T0()));
+  PluggedFiles f;
+  f.Write(root, key, root.ToPem());
+  auto bundle = LoadPluggedCa(f.files, T0());
+  INFO(bundle.status().ToString());
+  REQUIRE(bundle.ok());
+  FakeClock clock(T0());
+  Authority authority(IssuancePolicy{}, clock);
+  authority.SetBundle(*bundle);
+  auto subject = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  auto issued = authority.Sign(subject.get(), {"spiffe://cluster.local/ns/a/sa/b"}, {}, 1h);
+  INFO(issued.status().ToString());
+  REQUIRE(issued.ok());
+  CHECK(issued->leaf.NotAfter() == T0() + 1h);
+}
+
 TEST_CASE("a bad new plugged-in bundle leaves the old one serving; a good one swaps",
           "[ca-loader]") {
   testing::TestCa ca1, ca2;
@@ -156,7 +177,7 @@ TEST_CASE("a bad new plugged-in bundle leaves the old one serving; a good one sw
   CHECK(authority.Bundle()->signer.cert == ca1.root);
   CHECK_FALSE(reloader.CheckNow());  // unchanged
 
-  WriteFile(f.files.signing_key, ca2.root_key.ToPem());  // mismatched
+  WriteFile(f.files.signing_key, Must(ca2.root_key.ToPem()).str());  // mismatched
   CHECK_FALSE(reloader.CheckNow());
   CHECK(authority.Bundle()->signer.cert == ca1.root);
   CHECK(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total", "").Value() == 1);

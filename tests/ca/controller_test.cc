@@ -196,7 +196,7 @@ TEST_CASE("unparsable or foreign secret content is refreshed", "[controller][fau
           [](WorkloadSecret& s, const testing::TestCa& ca) {
             auto k = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
             s.cert_chain_pem = ca.Leaf("spiffe://cluster.local/ns/ns1/sa/someone-else", k).ToPem();
-            s.key_pem = k.ToPem();
+            s.key_pem = Must(k.ToPem()).str();
           }},
       Row{"old root",
           [](WorkloadSecret& s, const testing::TestCa&) { s.root_cert_pem = "stale"; }});

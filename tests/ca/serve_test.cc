@@ -162,7 +162,7 @@ TEST_CASE("serve: secrets appear, verify with the right SPIFFE ID, and follow th
       Must(pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "prod", "db", "root-cert.pem"))));
   const auto leaf = LeafOf(d, "prod", "db");
   CHECK(leaf.UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/prod/sa/db"});
-  CHECK(pki::VerifyChain(leaf, {}, roots, std::chrono::system_clock::now()).ok());
+  CHECK(pki::VerifyChain(leaf, {}, roots, istioca::SystemClock::Get().Now()).ok());
   auto key = Must(pki::PrivateKey::FromPem(ReadAll(SecretFile(d, "prod", "db", "key.pem"))));
   CHECK(pki::SamePublicKey(key.get(), leaf.PublicKey()));
   CHECK(ReadAll(d / "ca/root-cert.pem") == ReadAll(SecretFile(d, "prod", "db", "root-cert.pem")));
@@ -268,7 +268,7 @@ TEST_CASE("serve: a short TTL shows rotation", "[serve][e2e]") {
   const std::string first = LeafOf(d, "default", "web").SerialHex();
   // Grace = 50% of 4 s (+ up to 10% jitter): renewed about 2 s after issuance.
   CHECK(WaitFor([&] { return LeafOf(d, "default", "web").SerialHex() != first; }, 8000ms));
-  CHECK(LeafOf(d, "default", "web").NotAfter() > std::chrono::system_clock::now());
+  CHECK(LeafOf(d, "default", "web").NotAfter() > istioca::SystemClock::Get().Now());
 }
 
 TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
@@ -339,7 +339,7 @@ TEST_CASE(
     "serve: a plugged-in CA is validated, reloaded on change, and a bad change keeps the old one",
     "[serve][e2e]") {
   TempDir d;
-  const auto now = std::chrono::system_clock::now();
+  const auto now = istioca::SystemClock::Get().Now();
   auto make_ca = [&](const std::string& sub) {
     auto root_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
     auto root = Must(pki::MakeSelfSignedRoot(root_key, {"Root " + sub, 87600h}, now));
@@ -347,7 +347,7 @@ TEST_CASE(
     auto inter = Must(pki::IssueIntermediate({root, root_key}, int_key.get(),
                                              {"Intermediate " + sub, 8760h}, now));
     WriteFile(d / (sub + "/ca-cert.pem"), inter.ToPem());
-    WriteFile(d / (sub + "/ca-key.pem"), int_key.ToPem());
+    WriteFile(d / (sub + "/ca-key.pem"), Must(int_key.ToPem()).str());
     WriteFile(d / (sub + "/root-cert.pem"), root.ToPem());
     WriteFile(d / (sub + "/cert-chain.pem"), inter.ToPem());
     return root;

@@ -46,6 +46,21 @@ leaf() {  # leaf NAME SAN_EXT DAYS
 leaf web 'subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/web' 1
 leaf two 'subjectAltName=critical,URI:spiffe://cluster.local/ns/a/sa/b,URI:spiffe://cluster.local/ns/a/sa/c' 1
 leaf bad 'subjectAltName=critical,URI:spiffe://Cluster.Local/ns/a/sa/b' 1
+leaf api 'subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/api' 1
+# A CA:TRUE certificate that carries a workload identity.
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout caid.key -out caid.csr -subj /
+printf 'subjectAltName=critical,URI:spiffe://cluster.local/ns/x/sa/y\nkeyUsage=critical,digitalSignature,keyCertSign\nbasicConstraints=critical,CA:TRUE\n' >caid.ext
+ossl x509 -req -in caid.csr -CA root-cert.pem -CAkey root.key -days 1 -extfile caid.ext -out caid.pem
+# A root with RFC 5280's "no well-defined expiration" (NotAfter 99991231235959Z), and a
+# workload under it: past 2262 a nanosecond count overflows.
+mkdir forever && (
+  cd forever && touch index.txt && echo 01 >serial &&
+    printf '[ca]\ndefault_ca=d\n[d]\ndatabase=forever/index.txt\nnew_certs_dir=forever\nserial=forever/serial\npolicy=p\ndefault_md=sha256\nunique_subject=no\n[p]\norganizationName=supplied\n[x]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n' >ca.cnf
+) || exit 1
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout forever/root.key -out forever/root.csr -subj /O=forever
+ossl ca -batch -config forever/ca.cnf -selfsign -keyfile forever/root.key -in forever/root.csr \
+  -startdate 20260101000000Z -enddate 99991231235959Z -extensions x -notext -out forever-root.pem
+ossl x509 -req -in web.csr -CA forever-root.pem -CAkey forever/root.key -days 1 -extfile web.ext -out forever-web.pem
 mkdir certs && cp web.pem certs/cert-chain.pem && cp web.key certs/key.pem && cp root-cert.pem certs/root-cert.pem
 mkdir mismatch && cp web.pem mismatch/cert-chain.pem && cp two.key mismatch/key.pem && cp root-cert.pem mismatch/
 ossl x509 -in web.pem -outform der -out web.der
@@ -77,11 +92,22 @@ expect "secret YAML on stdin" 0 "secret default/istio.web (secret)  HEALTHY" -- 
 expect "--roots overrides" 0 "verified against --roots root-cert.pem" -- "$BIN" inspect web.pem --roots root-cert.pem
 expect "no roots: not verified, still exit 0" 0 "not verified: no roots" -- "$BIN" inspect web.pem
 expect "--at inside validity" 0 "HEALTHY" -- "$BIN" inspect certs --at +20h
+expect "a root that never expires is read right" 0 "to 9999-12-31T23:59:59Z" -- "$BIN" inspect forever-root.pem
+expect "a root that never expires is healthy" 0 "HEALTHY" -- "$BIN" inspect forever-root.pem
+expect "a leaf under a never-expiring root verifies" 0 "verified against --roots forever-root.pem" -- "$BIN" inspect forever-web.pem --roots forever-root.pem
 expect "--json is JSON" 0 '"schema": "istio-ca.inspect/v1"' -- "$BIN" inspect certs --json
 expect "--json parses and says healthy" 0 "ok" -- bash -c "'$BIN' inspect certs --json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"healthy\"] and d[\"sets\"][0][\"spiffe_id\"]==\"spiffe://cluster.local/ns/default/sa/web\"; print(\"ok\")'"
 expect "no colour when not a TTY" 0 "HEALTHY" -- bash -c "'$BIN' inspect certs | grep -v \$'\\x1b' | grep -c . >/dev/null && '$BIN' inspect certs"
 
+expect "each certificate file is its own set" 0 "web.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem api.pem
+expect "each certificate file is its own set (2)" 0 "api.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem api.pem
+expect "two workloads are not one chain" 0 "no signing-certificate findings" -- bash -c "'$BIN' inspect --roots root-cert.pem web.pem api.pem | grep -q 'signing certificate' || echo 'no signing-certificate findings'"
+expect "a key file joins the certificate it matches" 0 "web.pem + web.key (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem api.pem web.pem web.key
+
 # --- findings: exit 1 ------------------------------------------------------------------------
+expect "the exit status is the worst of the sets" 1 "web.pem (file)  HEALTHY" -- "$BIN" inspect --roots root-cert.pem web.pem two.pem
+expect "a workload identity on a CA violates X509-SVID" 1 "must not be a CA" -- "$BIN" inspect caid.pem --roots root-cert.pem
+expect "a signing certificate's SPIFFE ID has no path" 1 "SPIFFE ID must not have a path" -- "$BIN" inspect caid.pem --roots root-cert.pem
 expect "expired at a later time" 1 "expired at" -- "$BIN" inspect certs --at +2d
 expect "not yet valid at an earlier time" 1 "is not valid until" -- "$BIN" inspect certs --at 2020-01-01T00:00:00Z
 expect "expiring within" 1 "expires within 2d" -- "$BIN" inspect certs --expiring-within 48h

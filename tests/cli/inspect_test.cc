@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/base64.h"
 #include "ca/inspect/input.h"
 #include "pki/csr.h"
 #include "pki/pem.h"
@@ -164,10 +165,10 @@ TEST_CASE("X509-SVID violations are problems only for SPIFFE leaves", "[inspect]
 
 TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][secret]") {
   Workload w;
-  auto b64 = [](const std::string& s) { return pki::Base64Encode(s); };
+  auto b64 = [](const std::string& s) { return Base64Encode(s); };
   const std::string data = "\"cert-chain.pem\":\"" + b64(w.leaf.ToPem()) + "\",\"key.pem\":\"" +
-                           b64(w.key.ToPem()) + "\",\"root-cert.pem\":\"" + b64(w.ca.root.ToPem()) +
-                           "\"";
+                           b64(Must(w.key.ToPem()).str()) + "\",\"root-cert.pem\":\"" +
+                           b64(w.ca.root.ToPem()) + "\"";
   const std::string secret =
       "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"istio.web\","
       "\"namespace\":\"default\"},\"type\":\"istio.io/key-and-cert\",\"data\":{" +
@@ -189,7 +190,7 @@ TEST_CASE("Secrets from kubectl -o json and -o yaml become sets", "[inspect][sec
   const std::string yaml =
       "apiVersion: v1\nkind: Secret\nmetadata:\n  name: istio.web\n  namespace: default\n"
       "type: istio.io/key-and-cert\ndata:\n  cert-chain.pem: " +
-      b64(w.leaf.ToPem()) + "\n  key.pem: " + b64(w.key.ToPem()) +
+      b64(w.leaf.ToPem()) + "\n  key.pem: " + b64(Must(w.key.ToPem()).str()) +
       "\n  root-cert.pem: " + b64(w.ca.root.ToPem()) + "\n";
   auto from_yaml = ParseMaterial(yaml, "stdin", "stdin");
   INFO(from_yaml.status().ToString());
@@ -210,13 +211,13 @@ TEST_CASE("unusable input is refused with one clear line", "[inspect][input]") {
   auto row = GENERATE_COPY(
       Row{"hello, world", "no PEM certificate or Kubernetes Secret"},
       Row{pem.substr(0, pem.size() / 2), "no END line"}, Row{der, "looks like DER"},
-      Row{csr, "certificate signing request"}, Row{w.key.ToPem(), "only a private key"},
+      Row{csr, "certificate signing request"}, Row{Must(w.key.ToPem()).str(), "only a private key"},
       Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"!!\"}}", "not valid base64"},
       Row{"{\"kind\":\"Pod\"}", "expected kind Secret"}, Row{"{not json", "not valid JSON"},
       Row{"{\"kind\":\"Secret\",\"data\":{}}", "has none of cert-chain.pem"},
       Row{"kind: Secret\ndata: [1, 2", "not valid YAML"},
-      Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"" + pki::Base64Encode(pem) +
-              "\",\"key.pem\":\"" + pki::Base64Encode("junk") + "\"}}",
+      Row{"{\"kind\":\"Secret\",\"data\":{\"cert-chain.pem\":\"" + Base64Encode(pem) +
+              "\",\"key.pem\":\"" + Base64Encode("junk") + "\"}}",
           "key.pem"});
   auto r = ParseMaterial(row.input, "in", "stdin");
   INFO(row.expect);
@@ -229,7 +230,7 @@ TEST_CASE("directories in /etc/certs layout and combined files load as sets", "[
   Workload w;
   const std::string dir = TempDir();
   Write(dir + "/cert-chain.pem", w.leaf.ToPem());
-  Write(dir + "/key.pem", w.key.ToPem());
+  Write(dir + "/key.pem", Must(w.key.ToPem()).str());
   Write(dir + "/root-cert.pem", w.ca.root.ToPem());
   auto set = LoadDirectory(dir);
   REQUIRE(set.ok());
@@ -293,4 +294,39 @@ TEST_CASE("text output leads with the SPIFFE ID and time left, colour only when 
   CHECK_THAT(plain, Catch::Contains("(in 23h0m)"));
   CHECK(plain.find("\x1b[") == std::string::npos);
   CHECK(RenderText({r}, {true, false}).find("\x1b[") != std::string::npos);
+}
+
+TEST_CASE("each certificate file named is its own set; key and root files join them",
+          "[inspect][input]") {
+  // Two workload certificates side by side were once one "chain" with signing-certificate
+  // violations.
+  Workload w;
+  auto other_key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  const pki::Certificate other = w.ca.Leaf("spiffe://cluster.local/ns/default/sa/api", other_key);
+  const std::string dir = TempDir();
+  Write(dir + "/a.pem", w.leaf.ToPem());
+  Write(dir + "/b.pem", other.ToPem());
+  Write(dir + "/b.key", Must(other_key.ToPem()).str());
+  Write(dir + "/root-cert.pem", w.ca.root.ToPem());
+  auto sets = LoadInputs({dir + "/a.pem", dir + "/b.key", dir + "/b.pem", dir + "/root-cert.pem"});
+  REQUIRE(sets.ok());
+  REQUIRE(sets->size() == 2);
+  CHECK((*sets)[0].source == dir + "/a.pem");
+  CHECK((*sets)[0].chain.size() == 1);
+  CHECK_FALSE((*sets)[0].key.has_value());
+  CHECK((*sets)[1].source == dir + "/b.pem + " + dir + "/b.key");
+  CHECK((*sets)[1].key.has_value());
+  for (const MaterialSet& set : *sets) {
+    CHECK(set.roots.size() == 1);
+    const SetReport r = Inspect(set, At(T0() + 1h));
+    INFO(set.source);
+    CHECK(r.healthy());
+    CHECK(r.chain_verified == true);
+  }
+  // A key that belongs to none of several certificates is a usage error, not a guess.
+  Write(dir + "/stray.key", Must(w.ca.root_key.ToPem()).str());
+  auto stray = LoadInputs({dir + "/a.pem", dir + "/b.pem", dir + "/stray.key"});
+  REQUIRE_FALSE(stray.ok());
+  CHECK_THAT(stray.status().message(), Catch::Contains("matches none"));
+  std::filesystem::remove_all(dir);
 }

@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "base/base64.h"
 #include "base/time.h"
 #include "pki/issue.h"
 #include "pki/pem.h"
@@ -208,7 +209,7 @@ std::optional<Selector> ParseSelector(const std::string& plural, const std::stri
   return sel;
 }
 
-std::string NowRfc3339() { return FormatRfc3339(std::chrono::system_clock::now()); }
+std::string NowRfc3339() { return FormatRfc3339(istioca::SystemClock::Get().Now()); }
 
 }  // namespace
 
@@ -945,7 +946,7 @@ void FakeApiServer::HandleWatch(const std::string& plural, const std::string& ns
 }
 
 Result<TestTls> MakeTestTls() {
-  auto now = std::chrono::system_clock::now();
+  auto now = istioca::SystemClock::Get().Now();
   ASSIGN_OR_RETURN(pki::PrivateKey ca_key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   ASSIGN_OR_RETURN(pki::Certificate ca,
                    pki::MakeSelfSignedRoot(
@@ -955,12 +956,13 @@ Result<TestTls> MakeTestTls() {
   ASSIGN_OR_RETURN(
       pki::Certificate cert,
       pki::IssueLeaf(signer, key.get(), {{}, {"localhost"}, std::chrono::hours(24 * 7)}, now));
-  return TestTls{ca.ToPem(), cert.ToPem(), key.ToPem()};
+  ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
+  return TestTls{ca.ToPem(), cert.ToPem(), key_pem.str()};
 }
 
 std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,
                            const std::string& token) {
-  const std::string b64 = pki::Base64Encode(ca_pem);
+  const std::string b64 = Base64Encode(ca_pem);
   std::string y =
       "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: " + server +
       "\n";

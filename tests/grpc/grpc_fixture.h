@@ -84,7 +84,7 @@ struct GrpcFixture {
   ClientCreds ClientCert(const std::string& uri) {
     pki::PrivateKey key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
     ca::IssuedCert c = Must(authority.Sign(key.get(), {uri}, {}, std::chrono::hours(1)));
-    return {key.ToPem(), c.CertChainPem()};
+    return {Must(key.ToPem()).str(), c.CertChainPem()};
   }
 
   std::shared_ptr<grpc::Channel> Channel(const ClientCreds* creds = nullptr,

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
       client_key.get(), {"spiffe://cluster.local/ns/ns1/sa/alice"}, {}, std::chrono::hours(1)));
   if (!Write(dir + "/root-cert.pem", root.ToPem(), 0644) ||
       !Write(dir + "/cert-chain.pem", client.CertChainPem(), 0644) ||
-      !Write(dir + "/key.pem", client_key.ToPem(), 0600)) {
+      !Write(dir + "/key.pem", OrDie(client_key.ToPem()).str(), 0600)) {
     std::cerr << "grpc_test_server: cannot write into " << dir << "\n";
     return 1;
   }

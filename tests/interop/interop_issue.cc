@@ -85,7 +85,7 @@ void Issue(const std::string& dir, KeyType type) {
   Write(d + "/leaf.pem", leaf.ToPem());
   Write(d + "/leaf-direct.pem", direct.ToPem());
   Write(d + "/chain.pem", leaf.ToPem() + intermediate.ToPem());
-  Write(d + "/key.pem", leaf_key.ToPem(), 0600);
+  Write(d + "/key.pem", OrDie(leaf_key.ToPem(), "leaf key PEM").str(), 0600);
   Write(d + "/other-root.pem", other.ToPem());
   Write(d + "/spiffe_id", spiffe);
   Write(d + "/dns_name", dns);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <thread>
 
+#include "base/base64.h"
 #include "k8s/errors.h"
 #include "k8s/objects.h"
 #include "tests/k8s/fixture.h"
@@ -313,7 +314,7 @@ TEST_CASE("leases: create race gives one winner; renewals are conditional", "[k8
   l.meta.ns = "istio-system";
   l.holder = "replica-a";
   l.duration_seconds = 15;
-  l.acquire_time = l.renew_time = std::chrono::system_clock::now();
+  l.acquire_time = l.renew_time = istioca::SystemClock::Get().Now();
   auto a = CreateLease(*api, l);
   REQUIRE(a.ok());
   l.holder = "replica-b";

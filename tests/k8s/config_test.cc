@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 
+#include "base/base64.h"
 #include "k8s/objects.h"
 
 namespace istioca::k8s {

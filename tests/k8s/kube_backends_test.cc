@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/log.h"
 #include "ca/core/ca_loader.h"
 #include "k8s/errors.h"
@@ -60,9 +61,9 @@ TEST_CASE("secret store: the Secret written is exactly Istio's shape", "[kube][s
   CHECK((*stored)["metadata"]["annotations"] ==
         fakeapi::OJson{{"istio.io/service-account.name", "httpbin"}});
   CHECK((*stored)["data"].size() == 3);
-  CHECK((*stored)["data"]["cert-chain.pem"] == k8s::Base64Encode("CHAIN-1"));
-  CHECK((*stored)["data"]["key.pem"] == k8s::Base64Encode("KEY-1"));
-  CHECK((*stored)["data"]["root-cert.pem"] == k8s::Base64Encode("ROOT"));
+  CHECK((*stored)["data"]["cert-chain.pem"] == Base64Encode("CHAIN-1"));
+  CHECK((*stored)["data"]["key.pem"] == Base64Encode("KEY-1"));
+  CHECK((*stored)["data"]["root-cert.pem"] == Base64Encode("ROOT"));
   store.Stop();
 }
 
@@ -87,7 +88,7 @@ TEST_CASE("secret store: the controller's contract codes", "[kube][secrets]") {
 
   // Someone else writes: our version is stale → kAborted, and the cache has the new version.
   fakeapi::OJson other = *f.server->Find("secrets", "demo", "istio.a");
-  other["data"]["cert-chain.pem"] = k8s::Base64Encode("CHAIN-X");
+  other["data"]["cert-chain.pem"] = Base64Encode("CHAIN-X");
   f.server->Put("secrets", "demo", other);
   CHECK(store.Update(key, Content("2", got->version)).code() == Code::kAborted);
   auto fresh = store.Get(key);
@@ -151,7 +152,7 @@ TEST_CASE("service account source: events notify the controller; existence from 
 
 TEST_CASE("CA secret: two replicas racing to create end up with the same root", "[kube][castore]") {
   FakeCluster f;
-  auto now = std::chrono::system_clock::now();
+  auto now = istioca::SystemClock::Get().Now();
   std::vector<std::shared_ptr<const CaBundle>> bundles(2);
   std::vector<Status> errors(2);
   std::vector<std::thread> threads;
@@ -190,8 +191,8 @@ TEST_CASE("CA secret written by Istio 0.x (two keys) loads with the CA cert as r
   fakeapi::OJson s;
   s["metadata"]["name"] = "istio-ca-secret";
   s["type"] = "istio.io/ca-root";
-  s["data"]["ca-cert.pem"] = k8s::Base64Encode("CERT");
-  s["data"]["ca-key.pem"] = k8s::Base64Encode("KEY");
+  s["data"]["ca-cert.pem"] = Base64Encode("CERT");
+  s["data"]["ca-key.pem"] = Base64Encode("KEY");
   f.server->Put("secrets", "istio-system", s);
   KubeCaStore store(ApiOf(f), "istio-system");
   auto ca = store.Load();
@@ -208,7 +209,7 @@ TEST_CASE("token reviewer: service accounts only, audiences sent, positive answe
                                {"system:serviceaccount:demo:httpbin", "u1", {}, {"istio-ca"}});
   f.server->AddReviewableToken("user-token", {"alice", "u2", {}, {"istio-ca"}});
   f.server->AddReviewableToken("other-aud", {"system:serviceaccount:demo:x", "u3", {}, {"other"}});
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   KubeTokenReviewer reviewer(ApiOf(f), {"istio-ca"}, clock);
   auto sa = reviewer.Review("sa-token");
   REQUIRE(sa.ok());
@@ -239,7 +240,7 @@ TEST_CASE("TokenReview usernames", "[kube][tokenreview]") {
 }
 
 TEST_CASE("lease step decisions", "[kube][leader]") {
-  const TimePoint t0 = std::chrono::system_clock::from_time_t(1800000000);
+  const TimePoint t0 = FromUnixSeconds(1800000000);
   k8s::Lease held;
   held.holder = "other";
   held.duration_seconds = 15;
@@ -257,7 +258,7 @@ TEST_CASE("lease step decisions", "[kube][leader]") {
 TEST_CASE("leader election: one leader; a standby takes over within the lease duration",
           "[kube][leader]") {
   FakeCluster f;
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   MetricsRegistry metrics;
   LeaseConfig a_cfg, b_cfg;
   a_cfg.identity = "replica-a";
@@ -348,7 +349,7 @@ struct KubeControllerFixture {
   MetricsRegistry metrics;
   pki::PrivateKey root_key = *pki::PrivateKey::Generate(pki::KeyType::kEcP256);
   pki::Certificate root = *pki::MakeSelfSignedRoot(root_key, {"cluster.local", 24h * 365},
-                                                   std::chrono::system_clock::now());
+                                                   istioca::SystemClock::Get().Now());
   Authority authority{IssuancePolicy{}, SystemClock::Get()};
   std::shared_ptr<k8s::Api> api = ApiOf(f);
   std::shared_ptr<SyncGate> gate = std::make_shared<SyncGate>(2);
@@ -388,15 +389,15 @@ struct KubeControllerFixture {
       auto s = f.server->Find("secrets", ns, "istio." + name);
       if (!s) return false;
       auto chain = pki::Certificate::ParsePemChain(
-          *k8s::Base64Decode((*s)["data"]["cert-chain.pem"].get<std::string>()));
+          *Base64Decode((*s)["data"]["cert-chain.pem"].get<std::string>()));
       auto key =
-          pki::PrivateKey::FromPem(*k8s::Base64Decode((*s)["data"]["key.pem"].get<std::string>()));
+          pki::PrivateKey::FromPem(*Base64Decode((*s)["data"]["key.pem"].get<std::string>()));
       if (!chain.ok() || !key.ok()) return false;
       if (!pki::SamePublicKey(key->get(), (*chain)[0].PublicKey())) return false;
       if ((*chain)[0].UriSans() !=
           std::vector<std::string>{"spiffe://cluster.local/ns/" + ns + "/sa/" + name})
         return false;
-      if (!pki::VerifyChain((*chain)[0], {}, {root}, std::chrono::system_clock::now()).ok())
+      if (!pki::VerifyChain((*chain)[0], {}, {root}, istioca::SystemClock::Get().Now()).ok())
         return false;
     }
     for (const auto& s : f.server->All("secrets")) {
@@ -449,9 +450,8 @@ TEST_CASE("controller on Kubernetes: converges through 20% errors, dropped watch
     if (plural != "secrets" || o.value("type", "") != "istio.io/key-and-cert") return;
     ++written;
     auto chain = pki::Certificate::ParsePemChain(
-        *k8s::Base64Decode(o["data"]["cert-chain.pem"].get<std::string>()));
-    auto key =
-        pki::PrivateKey::FromPem(*k8s::Base64Decode(o["data"]["key.pem"].get<std::string>()));
+        *Base64Decode(o["data"]["cert-chain.pem"].get<std::string>()));
+    auto key = pki::PrivateKey::FromPem(*Base64Decode(o["data"]["key.pem"].get<std::string>()));
     if (!chain.ok() || !key.ok() || !pki::SamePublicKey(key->get(), (*chain)[0].PublicKey()))
       ++mismatched;
   });

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "base/base64.h"
 #include "k8s/objects.h"
 #include "pki/cert.h"
 #include "pki/verify.h"
@@ -97,7 +98,7 @@ struct Cluster {
       if (!s) return false;
       auto chain = pki::Certificate::ParsePemChain(Data(*s, "cert-chain.pem"));
       if (!chain.ok() || Data(*s, "root-cert.pem") != Data(*ca, "root-cert.pem")) return false;
-      if (!pki::VerifyChain((*chain)[0], {}, *roots, std::chrono::system_clock::now()).ok())
+      if (!pki::VerifyChain((*chain)[0], {}, *roots, istioca::SystemClock::Get().Now()).ok())
         return false;
     }
     for (const auto& s : f.server->All("secrets")) {

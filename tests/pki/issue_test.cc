@@ -152,8 +152,22 @@ TEST_CASE("the issued certificate carries exactly the subject's public key, for 
   CHECK(SamePublicKey(cert.PublicKey(), key.get()));
   CHECK(Describe(cert).key == key.Describe());
   CHECK(VerifyChain(cert, {}, {ca.root}, T0()).ok());
-  // What we encoded is what openssl and others decode: DER equality after a round trip.
-  CHECK(reparsed.ToDer() == cert.ToDer());
+  // The SubjectPublicKeyInfo built by hand (IssueLeaf skips X509_set_pubkey) is byte for byte
+  // what OpenSSL itself encodes for the same key.
+  unsigned char* spki = nullptr;
+  const int spki_len = i2d_PUBKEY(key.get(), &spki);
+  REQUIRE(spki_len > 0);
+  const std::string openssl_spki(reinterpret_cast<char*>(spki), static_cast<size_t>(spki_len));
+  OPENSSL_free(spki);
+  const std::string der = cert.ToDer();
+  CHECK(der.find(openssl_spki) != std::string::npos);
+  CHECK(der.find(openssl_spki) == der.rfind(openssl_spki));
+  unsigned char* parsed_spki = nullptr;
+  const int parsed_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(reparsed.get()), &parsed_spki);
+  REQUIRE(parsed_len > 0);
+  CHECK(std::string(reinterpret_cast<char*>(parsed_spki), static_cast<size_t>(parsed_len)) ==
+        openssl_spki);
+  OPENSSL_free(parsed_spki);
 }
 
 namespace {
@@ -259,4 +273,71 @@ TEST_CASE("a CSR whose EC public key is not a point on its curve is refused by n
   // The untouched CSR of the same curve still parses afterwards (the per-curve template is intact).
   auto again = Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""}));
   CHECK(SamePublicKey(Must(Csr::FromDer(again.Der())).PublicKey(), key.get()));
+}
+
+TEST_CASE("a root that never expires (NotAfter 9999-12-31) is read right and signs", "[issue]") {
+  // RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration". With nanosecond time
+  // points this read as 1816-03-30 and the CA refused to sign.
+  const TimePoint end_of_time = Must(ParseRfc3339("9999-12-31T23:59:59Z"));
+  auto root_key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto root = Must(MakeSelfSignedRoot(root_key, {"forever", end_of_time - T0()}, T0()));
+  CHECK(FormatRfc3339(root.NotAfter()) == "9999-12-31T23:59:59Z");
+  const std::string text = RunCommand("echo '" + root.ToPem() + "' | openssl x509 -noout -enddate");
+  CHECK_THAT(text, Catch::Contains("Dec 31 23:59:59 9999 GMT"));
+  const CertInfo info = Describe(root);
+  CHECK(info.not_after == end_of_time);
+  CHECK(info.not_after > T0());
+  CHECK(info.not_before == T0() - 2min);
+
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto leaf = IssueLeaf({root, root_key}, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 24h}, T0());
+  INFO(leaf.status().ToString());
+  REQUIRE(leaf.ok());
+  CHECK(leaf->NotAfter() == T0() + 24h);
+  CHECK(VerifyChain(*leaf, {}, {root}, T0() + 1h).ok());
+  // A leaf asking for more than the root has left is clamped to the root's NotAfter.
+  auto long_leaf = Must(IssueLeaf({root, root_key}, key.get(),
+                                  {{"spiffe://td/ns/a/sa/b"}, {}, end_of_time - T0() + 24h}, T0()));
+  CHECK(long_leaf.NotAfter() == end_of_time);
+}
+
+TEST_CASE("every X509 a certificate hands out has its key decoded, even one built in memory",
+          "[issue]") {
+  // IssueLeaf skips decoding the subject key; get() once returned that X509 as is, and OpenSSL
+  // then found no key in it (X509_get0_pubkey null, signatures unverifiable).
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const Certificate cert = ca.Leaf("spiffe://td/ns/a/sa/b", key);
+  const Certificate copy = cert;  // NOLINT(performance-unnecessary-copy-initialization)
+  for (const Certificate* c : {&cert, &copy}) {
+    X509* x = c->get();
+    REQUIRE(x != nullptr);
+    REQUIRE(X509_get0_pubkey(x) != nullptr);
+    CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), key.get()) == 1);
+    CHECK(X509_verify(x, ca.root_key.get()) == 1);
+  }
+  CHECK(copy.get() == cert.get());  // decoded once, shared by copies
+  ClearOsslErrors();
+}
+
+TEST_CASE("a CA organization that cannot be a subject O= is an error, never an empty subject",
+          "[issue]") {
+  // --self-signed-ca-org is not checked for UTF-8 before it gets here; the unchecked
+  // X509_NAME_add_entry_by_txt once left the root with an empty subject.
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const std::string org =
+      GENERATE(std::string("bad \xff\xfe org"), std::string("\xc3"), std::string(65, 'o'));
+  auto root = MakeSelfSignedRoot(key, {org, 24h}, T0());
+  REQUIRE_FALSE(root.ok());
+  CHECK(root.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(root.status().message(), Catch::Contains("UTF-8"));
+  TestCa ca;
+  auto inter = IssueIntermediate(ca.signer, key.get(), {org, 24h}, T0());
+  REQUIRE_FALSE(inter.ok());
+  CHECK(inter.status().code() == Code::kInvalidArgument);
+  auto csr = Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, org});
+  REQUIRE_FALSE(csr.ok());
+  CHECK(csr.status().code() == Code::kInvalidArgument);
+  // Non-ASCII UTF-8 is fine.
+  CHECK(Describe(Must(MakeSelfSignedRoot(key, {"Zürich", 24h}, T0()))).subject == "O=Zürich");
 }

@@ -1,5 +1,7 @@
 #include "pki/key.h"
 
+#include <openssl/x509.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 using namespace istioca;
 using namespace istioca::pki;
 
+using istioca::testing::Must;
 using istioca::testing::RunCommand;
 
 TEST_CASE("every supported key type generates, writes PKCS#8 and reads back", "[key]") {
@@ -24,7 +27,7 @@ TEST_CASE("every supported key type generates, writes PKCS#8 and reads back", "[
   auto key = PrivateKey::Generate(row.type);
   REQUIRE(key.ok());
   CHECK(key->Describe() == row.describe);
-  const std::string pem = key->ToPem();
+  const std::string pem = Must(key->ToPem()).str();
   CHECK(pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0) == 0);
   auto back = PrivateKey::FromPem(pem);
   REQUIRE(back.ok());
@@ -65,7 +68,7 @@ TEST_CASE("keys written by openssl in PKCS#1, SEC1 and PKCS#8 are read", "[key][
   REQUIRE(key.ok());
   CHECK(key->Describe() == row.describe);
   // What we write, openssl reads as the same key.
-  const std::string ours = key->ToPem();
+  const std::string ours = Must(key->ToPem()).str();
   const std::string path = "/tmp/istioca-key-test-" + std::to_string(getpid()) + ".pem";
   std::ofstream(path) << ours;
   const std::string theirs = RunCommand("openssl pkey -in " + path + " -pubout");
@@ -75,7 +78,7 @@ TEST_CASE("keys written by openssl in PKCS#1, SEC1 and PKCS#8 are read", "[key][
 }
 
 TEST_CASE("unusable keys are refused with a clear message and no key material", "[key]") {
-  const std::string ec = PrivateKey::Generate(KeyType::kEcP256)->ToPem();
+  const std::string ec = Must(Must(PrivateKey::Generate(KeyType::kEcP256)).ToPem()).str();
   struct Row {
     std::string pem;
     std::string why;
@@ -104,4 +107,21 @@ TEST_CASE("small RSA and unsupported curves are not acceptable keys", "[key]") {
   auto ed = PrivateKey::FromPem(RunCommand("openssl genpkey -algorithm ED25519 2>/dev/null"));
   REQUIRE(ed.ok());
   CHECK_THAT(CheckAcceptableKey(ed->get()).message(), Catch::Contains("Ed25519"));
+}
+
+TEST_CASE("a key that cannot be encoded is an error, never an empty PEM", "[key]") {
+  // A key object holding only the public half: PKCS#8 encoding must fail, and the failure must
+  // reach the caller (an empty string was once published as a workload key).
+  const PrivateKey full = Must(PrivateKey::Generate(KeyType::kEcP256));
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(full.get(), &der);
+  REQUIRE(len > 0);
+  const unsigned char* p = der;
+  UniquePtr<EVP_PKEY> public_only(d2i_PUBKEY(nullptr, &p, len));
+  OPENSSL_free(der);
+  REQUIRE(public_only != nullptr);
+  const PrivateKey key = PrivateKey::Adopt(std::move(public_only));
+  auto pem = key.ToPem();
+  REQUIRE_FALSE(pem.ok());
+  CHECK_THAT(pem.status().message(), Catch::Contains("encoding private key"));
 }

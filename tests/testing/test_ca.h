@@ -12,7 +12,7 @@ namespace istioca::testing {
 using namespace std::chrono_literals;
 
 // 2026-01-01T00:00:00Z: a fixed "now" so that tests never depend on the wall clock.
-inline TimePoint T0() { return std::chrono::system_clock::from_time_t(1767225600); }
+inline TimePoint T0() { return FromUnixSeconds(1767225600); }
 
 template <class T>
 T Must(Result<T> r) {
