@@ -127,6 +127,9 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     return stats;
   }
   const std::string roots_pem = bundle->RootsPem();
+  // Only a pass that lists after both caches completed their first list sees every object; one
+  // that started earlier may have worked from partial lists even if the caches finish meanwhile.
+  const bool backends_synced_at_start = full && BackendsSynced();
 
   std::set<ServiceAccountKey> sa_set;
   std::set<ServiceAccountKey> keys;
@@ -160,7 +163,7 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     for (auto it = failures_.begin(); it != failures_.end();) {
       it = keys.count(it->first) ? std::next(it) : failures_.erase(it);
     }
-    if (service_accounts_.HasSynced() && secrets_.HasSynced() && !synced_ && !abort_pass_) {
+    if (backends_synced_at_start && !synced_ && !abort_pass_) {
       synced_ = true;
       log->info(
           "controller synced service_accounts={} created={} refreshed={} deleted={} "
@@ -431,9 +434,10 @@ void Controller::RequestResync() {
   cv_.notify_one();
 }
 
-bool Controller::Synced() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return synced_;
+bool Controller::Synced() const { return synced_.load(); }
+
+bool Controller::BackendsSynced() const {
+  return service_accounts_.HasSynced() && secrets_.HasSynced();
 }
 
 std::optional<TimePoint> Controller::EarliestExpiry() const {
@@ -481,7 +485,16 @@ void Controller::Loop() {
     cv_.wait_for(lock, kTick,
                  [this] { return stopping_ || resync_requested_ || !pending_.empty(); });
     if (stopping_) break;
-    const bool full = resync_requested_ || std::chrono::steady_clock::now() >= next_full;
+    // Until a full pass has run on complete caches, every wake-up checks whether the backends
+    // synced since: the pass that leadership triggered may have run before they had (the
+    // backends' first-list notifications then wake this loop). Asked without mu_: a backend
+    // may hold its own lock while notifying us.
+    lock.unlock();
+    const bool first_synced_pass_due = !synced_.load() && BackendsSynced();
+    lock.lock();
+    if (stopping_) break;
+    const bool full =
+        first_synced_pass_due || resync_requested_ || std::chrono::steady_clock::now() >= next_full;
     std::vector<ServiceAccountKey> keys;
     if (!full) {
       const TimePoint now = clock_.Now();
