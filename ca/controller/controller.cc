@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/backoff.h"
 #include "base/log.h"
 #include "pki/cert.h"
 #include "pki/key.h"
@@ -67,13 +68,6 @@ std::vector<std::string> WorkloadDnsNames(const IssuancePolicy& policy,
     }
   }
   return names;
-}
-
-Duration BackoffDelay(int failures, Duration initial, Duration max) {
-  if (failures < 1) return Duration::zero();
-  Duration d = initial;
-  for (int i = 1; i < failures && d < max; ++i) d *= 2;
-  return std::min(d, max);
 }
 
 Controller::Controller(Authority& authority, ServiceAccountSource& service_accounts,
@@ -391,7 +385,8 @@ void Controller::RecordFailure(const ServiceAccountKey& key, const Status& statu
     std::lock_guard<std::mutex> lock(mu_);
     Failure& f = failures_[key];
     count = ++f.count;
-    delay = BackoffDelay(f.count, options_.backoff_initial, options_.backoff_max);
+    delay = std::chrono::duration_cast<Duration>(
+        BackoffDelay(f.count, options_.backoff_initial, options_.backoff_max));
     f.retry_at = now + std::chrono::duration_cast<TimePoint::duration>(delay);
   }
   auto log = Logger("controller");

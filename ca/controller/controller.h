@@ -62,15 +62,13 @@ struct ControllerOptions {
   std::string storage_namespace = "istio-system";
   // Full level-triggered pass (Istio: 1 minute informer resync).
   Duration resync_period = std::chrono::minutes(1);
-  // Per-key retry after a store/signing error: initial * 2^(n-1), capped.
+  // Per-key retry after a store/signing error: initial * 2^(n-1), capped (base/backoff.h,
+  // without jitter: retries are spread by when each key failed).
   Duration backoff_initial = std::chrono::seconds(1);
   Duration backoff_max = std::chrono::minutes(5);
   // Threads that generate keys, sign and write (the box has 2 cores).
   int workers = 2;
 };
-
-// Capped exponential backoff after `failures` consecutive failures (failures >= 1).
-Duration BackoffDelay(int failures, Duration initial, Duration max);
 
 struct SyncStats {
   int created = 0;

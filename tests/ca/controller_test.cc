@@ -315,13 +315,6 @@ TEST_CASE("decisions: one row per observed state", "[controller]") {
   CHECK(DecideAction(o) == row.want);
 }
 
-TEST_CASE("backoff doubles and is capped", "[controller]") {
-  CHECK(BackoffDelay(1, 1s, 5min) == 1s);
-  CHECK(BackoffDelay(2, 1s, 5min) == 2s);
-  CHECK(BackoffDelay(5, 1s, 5min) == 16s);
-  CHECK(BackoffDelay(100, 1s, 5min) == 5min);
-}
-
 TEST_CASE("the controller loop reacts to notifications", "[controller]") {
   // The only test that runs the loop thread: bounded wait on a real notification.
   ControllerFixture f;
