@@ -25,13 +25,6 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Cheap structural check of key.pem: parsing keys is slow in OpenSSL 3 and serialises threads,
-// so the controller never decodes a published key; it only checks there is one.
-bool LooksLikePrivateKey(const std::string& pem) {
-  return pem.find("-----BEGIN ") != std::string::npos &&
-         pem.find("PRIVATE KEY-----") != std::string::npos;
-}
-
 }  // namespace
 
 const char* SecretActionName(SecretAction action) {
@@ -209,8 +202,7 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
     }
     // The key is checked on every pass, not only when the chain changed: a secret whose key.pem
     // was emptied or replaced by junk next to an intact chain is broken for its readers.
-    const std::optional<PublishedLeaf> usable =
-        LooksLikePrivateKey(secret->key_pem) ? leaf : std::nullopt;
+    const std::optional<PublishedLeaf> usable = secret->KeyLooksValid() ? leaf : std::nullopt;
     observed.rotation =
         DecideRotation(usable, secret->root_cert_pem == roots_pem, options_.rotation, now);
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,5 +1,6 @@
 #include "ca/kube/kube_backends.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <unistd.h>
 
@@ -17,6 +18,19 @@ uint64_t ParseRv(const std::string& rv) {
   char* end = nullptr;
   unsigned long long v = std::strtoull(rv.c_str(), &end, 10);
   return end != nullptr && *end == '\0' ? v : 0;
+}
+
+// SHA-256 of a workload key.pem: what the cache keeps instead of the key. Empty if hashing
+// failed (never equal to anything, so an update is then written).
+std::string KeyDigest(const std::string& pem) {
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(pem.data(), pem.size(), reinterpret_cast<unsigned char*>(digest.data()), &len,
+                 EVP_sha256(), nullptr) != 1 ||
+      len != digest.size()) {
+    return "";
+  }
+  return digest;
 }
 
 std::optional<ServiceAccountKey> KeyOfSecretName(const std::string& ns, const std::string& name) {
@@ -257,6 +271,21 @@ bool KubeSecretStore::HasSynced() const {
   return true;
 }
 
+bool KubeSecretStore::CacheContains(const std::string& bytes) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, c] : cache_) {
+    for (const std::string* field : {&c.rv_text, &c.chain, &c.key_digest, c.root.get()}) {
+      if (field != nullptr && field->find(bytes) != std::string::npos) return true;
+    }
+    for (const auto* m : {&c.labels, &c.annotations}) {
+      for (const auto& [k, v] : *m) {
+        if (k.find(bytes) != std::string::npos || v.find(bytes) != std::string::npos) return true;
+      }
+    }
+  }
+  return false;
+}
+
 size_t KubeSecretStore::cached() const {
   std::lock_guard<std::mutex> lock(mu_);
   return cache_.size();
@@ -284,7 +313,9 @@ bool KubeSecretStore::Remember(const k8s::Secret& s) {
   c.rv = rv;
   c.rv_text = s.meta.resource_version;
   c.chain = get(kCertChainKey);
-  c.key = get(kPrivateKeyKey);
+  auto key_pem = s.data.find(kPrivateKeyKey);
+  c.key_digest = KeyDigest(key_pem == s.data.end() ? std::string() : key_pem->second);
+  c.key_looks_valid = key_pem != s.data.end() && LooksLikePrivateKeyPem(key_pem->second);
   c.root = last_root_;
   c.labels = s.meta.labels;
   c.annotations = s.meta.annotations;
@@ -325,7 +356,9 @@ Result<WorkloadSecret> KubeSecretStore::Get(const ServiceAccountKey& key) const 
   if (it == cache_.end())
     return NotFound("secret " + key.ns + "/" + key.SecretName() + " not found");
   const Cached& c = it->second;
-  return WorkloadSecret{c.chain, c.key, c.root ? *c.root : std::string(), c.rv_text};
+  WorkloadSecret out{c.chain, "", c.root ? *c.root : std::string(), c.rv_text};
+  out.stored_key_looks_valid = c.key_looks_valid;
+  return out;
 }
 
 k8s::Secret KubeSecretStore::BuildSecret(const ServiceAccountKey& key,
@@ -366,7 +399,8 @@ Status KubeSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecre
     if (it != cache_.end()) {
       const Cached& c = it->second;
       if (c.rv_text == secret.version && c.chain == secret.cert_chain_pem &&
-          c.key == secret.key_pem && c.root && *c.root == secret.root_cert_pem) {
+          !c.key_digest.empty() && c.key_digest == KeyDigest(secret.key_pem) && c.root &&
+          *c.root == secret.root_cert_pem) {
         return OkStatus();  // nothing would change: no write
       }
       // Keep labels and extra annotations others put on the secret.

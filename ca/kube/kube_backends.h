@@ -110,6 +110,8 @@ class KubeSecretStore final : public SecretStore {
   // Writes sent to the API (creates + updates), for tests and benchmarks.
   uint64_t writes() const { return writes_.load(); }
   size_t cached() const;
+  // Whether any cached field contains `bytes` (tests: no private key is held).
+  bool CacheContains(const std::string& bytes) const;
 
   // The Secret istio-ca writes for `key` (DESIGN.md: type, annotation, three data keys).
   static k8s::Secret BuildSecret(const ServiceAccountKey& key, const WorkloadSecret& secret);
@@ -120,7 +122,10 @@ class KubeSecretStore final : public SecretStore {
     uint64_t rv = 0;
     std::string rv_text;
     std::string chain;
-    std::string key;
+    // Not the private key: its digest (to see that an update would change nothing) and the
+    // result of the controller's structural check (what Get() reports instead of key.pem).
+    std::string key_digest;
+    bool key_looks_valid = false;
     std::shared_ptr<const std::string> root;  // shared: every secret holds the same roots
     std::map<std::string, std::string> labels;
     std::map<std::string, std::string> annotations;

@@ -103,6 +103,51 @@ TEST_CASE("secret store: the controller's contract codes", "[kube][secrets]") {
   store.Stop();
 }
 
+TEST_CASE("secret store: the cache holds no private key, and a no-op update still writes nothing",
+          "[kube][secrets]") {
+  FakeCluster f;
+  KubeSecretStore store(ApiOf(f), {}, FastTuning());
+  REQUIRE(store.Start().ok());
+  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  const ServiceAccountKey key{"demo", "a"};
+  const std::string key_pem =
+      "-----BEGIN PRIVATE KEY-----\nTW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw=\n-----END PRIVATE "
+      "KEY-----\n";
+  WorkloadSecret secret{"CHAIN-1", key_pem, "ROOT", ""};
+  REQUIRE(store.Create(key, secret).ok());
+  // The write and its watch echo have both reached the cache: neither kept the key.
+  REQUIRE(Eventually([&] { return store.Get(key).ok(); }));
+  CHECK(store.CacheContains("CHAIN-1"));  // the accessor does see cached content
+  CHECK_FALSE(store.CacheContains("TW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw="));
+  CHECK_FALSE(store.CacheContains("PRIVATE KEY"));
+  auto got = store.Get(key);
+  REQUIRE(got.ok());
+  CHECK(got->key_pem.empty());
+  CHECK(got->KeyLooksValid());
+
+  // Same content at the same version: recognised by the digest, nothing written.
+  const uint64_t writes = f.server->Writes("secrets", "demo", "istio.a");
+  secret.version = got->version;
+  CHECK(store.Update(key, secret).ok());
+  CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes);
+  // A different key is written.
+  WorkloadSecret other = secret;
+  other.key_pem = "-----BEGIN PRIVATE KEY-----\nQW5vdGhlcg==\n-----END PRIVATE KEY-----\n";
+  CHECK(store.Update(key, other).ok());
+  CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes + 1);
+  CHECK_FALSE(store.CacheContains("QW5vdGhlcg=="));
+
+  // A key.pem that is not a key (emptied by someone) is reported as such.
+  fakeapi::OJson broken = *f.server->Find("secrets", "demo", "istio.a");
+  broken["data"]["key.pem"] = k8s::Base64Encode("junk");
+  f.server->Put("secrets", "demo", broken);
+  REQUIRE(Eventually([&] {
+    auto g = store.Get(key);
+    return g.ok() && !g->KeyLooksValid();
+  }));
+  store.Stop();
+}
+
 TEST_CASE("secret store: only istio secrets in the listened namespaces are seen",
           "[kube][secrets]") {
   FakeCluster f;
