@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "ca/controller/controller.h"
 #include "ca/core/ca_loader.h"
 #include "ca/grpc/authn.h"
 #include "ca/grpc/kube_token_reviewer.h"
@@ -278,7 +279,7 @@ TEST_CASE("token reviewer: service accounts only, audiences sent, no cache below
   CHECK(f.server->requests() == before);
 
   auto bad = GENERATE(as<std::string>{}, "user-token", "other-aud", "garbage");
-  CHECK(reviewer.Review(bad).status().code() == Code::kUnauthenticated);
+  CHECK(reviewer->Review(bad).status().code() == Code::kUnauthenticated);
 }
 
 TEST_CASE("TokenReview usernames", "[kube][tokenreview]") {
