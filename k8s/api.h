@@ -1,7 +1,9 @@
 // k8s/api.h — the narrow interface to the Kubernetes API: get, create, update, delete, list,
 // watch, on JSON objects of a known resource. Everything above it (typed objects, informers,
 // the CA's backends) goes through this interface, so a test can put any implementation under
-// them; read-modify-write with retry on Conflict lives in one place (UpdateWithRetry).
+// them. A Conflict on update is not retried blindly anywhere in the CA: the secret store reports
+// it to the controller, which re-reads and decides again, and the lease elector re-reads and
+// decides again on its next round (UpdateWithRetry below is not used by either; see there).
 #pragma once
 
 #include <atomic>
@@ -110,6 +112,9 @@ Result<ListPage> ListAll(Api& api, const Resource& r, const std::string& ns, Lis
 // Conflict read again and retry (up to `attempts` in all). `mutate` returns false when the
 // object already says what we want: then nothing is written. Returns the stored object.
 // A NotFound from Get is returned to the caller, who decides whether to create.
+// Only for a change that is right whatever the object now says (e.g. setting a label): the
+// workload secrets and the Lease are not updated through it, because after a Conflict what to
+// write depends on what the other writer did (the controller or the elector decides again).
 Result<Json> UpdateWithRetry(Api& api, const Resource& r, const std::string& ns,
                              const std::string& name,
                              const std::function<Result<bool>(Json&)>& mutate, int attempts = 5);

@@ -160,7 +160,7 @@ struct HttpApi::Impl {
   // One request with retries on transient failures; returns the body of a 2xx answer.
   Result<std::string> Do(const std::string& method, const std::string& path,
                          const std::string& body) {
-    Backoff backoff(options.initial_backoff, options.max_backoff);
+    Backoff backoff(options.initial_backoff, options.max_backoff, kBackoffJitter);
     Status last;
     for (int attempt = 0; attempt < options.max_attempts; ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(backoff.Next());

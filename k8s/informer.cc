@@ -146,7 +146,7 @@ Status Informer::WatchOnce(Cancellation& cancel, bool* gone) {
 
 void Informer::Run(Cancellation& cancel) {
   auto log = Logger("k8s");
-  Backoff backoff(options_.min_backoff, options_.max_backoff);
+  Backoff backoff(options_.min_backoff, options_.max_backoff, kBackoffJitter);
   const std::string what =
       options_.resource.plural + (options_.ns.empty() ? "" : " ns=" + options_.ns);
   next_resync_ = std::chrono::steady_clock::now() + options_.resync;

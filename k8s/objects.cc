@@ -231,33 +231,4 @@ Result<Lease> UpdateLease(Api& api, const Lease& lease) {
   return LeaseFromJson(j);
 }
 
-Result<TokenReviewResult> ReviewToken(Api& api, const std::string& token,
-                                      const std::vector<std::string>& audiences) {
-  Json spec{{"token", token}};
-  if (!audiences.empty()) spec["audiences"] = audiences;
-  Json body{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenReview"}, {"spec", spec}};
-  ASSIGN_OR_RETURN(Json j, api.Post(kTokenReviews, "", body));
-  TokenReviewResult r;
-  auto st = j.find("status");
-  if (st == j.end() || !st->is_object()) return Internal("TokenReview answer has no status");
-  r.authenticated = st->value("authenticated", false);
-  r.error = Str(*st, "error");
-  if (st->contains("user") && (*st)["user"].is_object()) {
-    const Json& u = (*st)["user"];
-    r.username = Str(u, "username");
-    r.uid = Str(u, "uid");
-    if (u.contains("groups") && u["groups"].is_array()) {
-      for (const auto& g : u["groups"]) {
-        if (g.is_string()) r.groups.push_back(g);
-      }
-    }
-  }
-  if (st->contains("audiences") && (*st)["audiences"].is_array()) {
-    for (const auto& a : (*st)["audiences"]) {
-      if (a.is_string()) r.audiences.push_back(a);
-    }
-  }
-  return r;
-}
-
 }  // namespace istioca::k8s

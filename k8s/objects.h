@@ -44,15 +44,6 @@ struct Lease {
   int transitions = 0;
 };
 
-struct TokenReviewResult {
-  bool authenticated = false;
-  std::string username;  // "system:serviceaccount:<ns>:<sa>" for service accounts
-  std::string uid;
-  std::vector<std::string> groups;
-  std::vector<std::string> audiences;  // the overlap the server found
-  std::string error;                   // the server's reason when not authenticated
-};
-
 // "2026-11-29T14:30:45.417724Z"; the API server rejects any other precision (samples 077/078).
 std::string FormatMicroTime(TimePoint t);
 // RFC 3339 keeping the fraction to the microsecond.
@@ -84,13 +75,6 @@ Result<std::vector<ServiceAccount>> ListServiceAccounts(Api& api, const std::str
 Result<Lease> GetLease(Api& api, const std::string& ns, const std::string& name);
 Result<Lease> CreateLease(Api& api, const Lease& lease);
 Result<Lease> UpdateLease(Api& api, const Lease& lease);
-
-// POST a TokenReview. `audiences` empty: the server's own API audience applies (sample 055),
-// so a CA that wants tokens minted for it must pass its audience. An HTTP error (403 without
-// RBAC for tokenreviews, 5xx) is an error; a rejected token is an OK result with
-// authenticated=false.
-Result<TokenReviewResult> ReviewToken(Api& api, const std::string& token,
-                                      const std::vector<std::string>& audiences);
 
 // The field selector for Istio's workload secrets.
 inline constexpr const char* kIstioSecretSelector = "type=istio.io/key-and-cert";

@@ -22,16 +22,4 @@ SteadyDuration TokenBucket::Reserve(SteadyTime now) {
   return std::chrono::duration_cast<SteadyDuration>(std::chrono::duration<double>(-tokens_ / qps_));
 }
 
-Backoff::Backoff(SteadyDuration initial, SteadyDuration max, uint64_t seed)
-    : initial_(initial), max_(max), rng_(seed) {}
-
-SteadyDuration Backoff::Next() {
-  SteadyDuration d = initial_;
-  for (int i = 0; i < attempt_ && d < max_; ++i) d *= 2;
-  d = std::min(d, max_);
-  ++attempt_;
-  std::uniform_int_distribution<int64_t> jitter(d.count() / 2, d.count());
-  return SteadyDuration(jitter(rng_));
-}
-
 }  // namespace istioca::k8s

@@ -1,13 +1,15 @@
-// k8s/rate.h — pacing requests to the API server: a token bucket and jittered backoff.
+// k8s/rate.h — pacing requests to the API server: a token bucket (and the jitter of the
+// shared backoff).
 //
-// Both are plain state machines over times given by the caller, so tests drive them with
-// made-up instants; only the client decides to sleep for what they return.
+// The bucket is a plain state machine over times given by the caller, so tests drive it with
+// made-up instants; only the client decides to sleep for what it returns.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <random>
+
+#include "base/backoff.h"
 
 namespace istioca::k8s {
 
@@ -32,19 +34,9 @@ class TokenBucket {
   bool started_ = false;
 };
 
-// Capped exponential backoff with full jitter in [d/2, d]: initial, 2×, 4×, ... up to `max`.
-class Backoff {
- public:
-  Backoff(SteadyDuration initial, SteadyDuration max, uint64_t seed = std::random_device{}());
-  SteadyDuration Next();
-  void Reset() { attempt_ = 0; }
-  int attempt() const { return attempt_; }
-
- private:
-  SteadyDuration initial_;
-  SteadyDuration max_;
-  int attempt_ = 0;
-  std::mt19937_64 rng_;
-};
+// Retries against the API server back off with base/backoff.h, each delay drawn from
+// [d/2, d] so that replicas restarted together do not retry in step.
+using istioca::Backoff;
+inline constexpr double kBackoffJitter = 0.5;
 
 }  // namespace istioca::k8s

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,25 @@ struct WorkloadSecret {
   // directory). Update() succeeds only if the stored version still equals it (optimistic
   // concurrency); Get() fills it; Create() ignores it.
   std::string version;
+  // Stores that keep no private key in memory (the Kubernetes cache) answer Get() with an
+  // empty key_pem and say here whether the stored key.pem looked like a private key
+  // (LooksLikePrivateKeyPem). Unset: key_pem is the stored content.
+  std::optional<bool> stored_key_looks_valid;
+
+  // Whether the stored key.pem is usable as far as the controller checks.
+  bool KeyLooksValid() const;
 };
+
+// Cheap structural check of key.pem: parsing keys is slow in OpenSSL 3 and serialises threads,
+// so the controller never decodes a published key; it only checks there is one.
+inline bool LooksLikePrivateKeyPem(const std::string& pem) {
+  return pem.find("-----BEGIN ") != std::string::npos &&
+         pem.find("PRIVATE KEY-----") != std::string::npos;
+}
+
+inline bool WorkloadSecret::KeyLooksValid() const {
+  return stored_key_looks_valid.value_or(LooksLikePrivateKeyPem(key_pem));
+}
 
 // Where service accounts come from. Implementations: local directory, Kubernetes informer.
 // Thread-safe. The handler may be called from any thread, must be cheap, and carries the key

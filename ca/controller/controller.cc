@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/backoff.h"
 #include "base/log.h"
 #include "pki/cert.h"
 #include "pki/key.h"
@@ -22,13 +23,6 @@ const std::map<std::string, std::string>& WebhookServices() {
 
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Cheap structural check of key.pem: parsing keys is slow in OpenSSL 3 and serialises threads,
-// so the controller never decodes a published key; it only checks there is one.
-bool LooksLikePrivateKey(const std::string& pem) {
-  return pem.find("-----BEGIN ") != std::string::npos &&
-         pem.find("PRIVATE KEY-----") != std::string::npos;
 }
 
 }  // namespace
@@ -67,13 +61,6 @@ std::vector<std::string> WorkloadDnsNames(const IssuancePolicy& policy,
     }
   }
   return names;
-}
-
-Duration BackoffDelay(int failures, Duration initial, Duration max) {
-  if (failures < 1) return Duration::zero();
-  Duration d = initial;
-  for (int i = 1; i < failures && d < max; ++i) d *= 2;
-  return std::min(d, max);
 }
 
 Controller::Controller(Authority& authority, ServiceAccountSource& service_accounts,
@@ -127,6 +114,9 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     return stats;
   }
   const std::string roots_pem = bundle->RootsPem();
+  // Only a pass that lists after both caches completed their first list sees every object; one
+  // that started earlier may have worked from partial lists even if the caches finish meanwhile.
+  const bool backends_synced_at_start = full && BackendsSynced();
 
   std::set<ServiceAccountKey> sa_set;
   std::set<ServiceAccountKey> keys;
@@ -160,7 +150,7 @@ SyncStats Controller::Reconcile(const std::vector<ServiceAccountKey>& requested,
     for (auto it = failures_.begin(); it != failures_.end();) {
       it = keys.count(it->first) ? std::next(it) : failures_.erase(it);
     }
-    if (service_accounts_.HasSynced() && secrets_.HasSynced() && !synced_ && !abort_pass_) {
+    if (backends_synced_at_start && !synced_ && !abort_pass_) {
       synced_ = true;
       log->info(
           "controller synced service_accounts={} created={} refreshed={} deleted={} "
@@ -212,8 +202,7 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
     }
     // The key is checked on every pass, not only when the chain changed: a secret whose key.pem
     // was emptied or replaced by junk next to an intact chain is broken for its readers.
-    const std::optional<PublishedLeaf> usable =
-        LooksLikePrivateKey(secret->key_pem) ? leaf : std::nullopt;
+    const std::optional<PublishedLeaf> usable = secret->KeyLooksValid() ? leaf : std::nullopt;
     observed.rotation =
         DecideRotation(usable, secret->root_cert_pem == roots_pem, options_.rotation, now);
     std::lock_guard<std::mutex> lock(mu_);
@@ -393,7 +382,8 @@ void Controller::RecordFailure(const ServiceAccountKey& key, const Status& statu
     std::lock_guard<std::mutex> lock(mu_);
     Failure& f = failures_[key];
     count = ++f.count;
-    delay = BackoffDelay(f.count, options_.backoff_initial, options_.backoff_max);
+    delay = std::chrono::duration_cast<Duration>(
+        BackoffDelay(f.count, options_.backoff_initial, options_.backoff_max));
     f.retry_at = now + std::chrono::duration_cast<TimePoint::duration>(delay);
   }
   auto log = Logger("controller");
@@ -436,9 +426,10 @@ void Controller::RequestResync() {
   cv_.notify_one();
 }
 
-bool Controller::Synced() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return synced_;
+bool Controller::Synced() const { return synced_.load(); }
+
+bool Controller::BackendsSynced() const {
+  return service_accounts_.HasSynced() && secrets_.HasSynced();
 }
 
 std::optional<TimePoint> Controller::EarliestExpiry() const {
@@ -486,7 +477,16 @@ void Controller::Loop() {
     cv_.wait_for(lock, kTick,
                  [this] { return stopping_ || resync_requested_ || !pending_.empty(); });
     if (stopping_) break;
-    const bool full = resync_requested_ || std::chrono::steady_clock::now() >= next_full;
+    // Until a full pass has run on complete caches, every wake-up checks whether the backends
+    // synced since: the pass that leadership triggered may have run before they had (the
+    // backends' first-list notifications then wake this loop). Asked without mu_: a backend
+    // may hold its own lock while notifying us.
+    lock.unlock();
+    const bool first_synced_pass_due = !synced_.load() && BackendsSynced();
+    lock.lock();
+    if (stopping_) break;
+    const bool full =
+        first_synced_pass_due || resync_requested_ || std::chrono::steady_clock::now() >= next_full;
     std::vector<ServiceAccountKey> keys;
     if (!full) {
       const TimePoint now = clock_.Now();

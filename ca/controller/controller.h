@@ -62,15 +62,13 @@ struct ControllerOptions {
   std::string storage_namespace = "istio-system";
   // Full level-triggered pass (Istio: 1 minute informer resync).
   Duration resync_period = std::chrono::minutes(1);
-  // Per-key retry after a store/signing error: initial * 2^(n-1), capped.
+  // Per-key retry after a store/signing error: initial * 2^(n-1), capped (base/backoff.h,
+  // without jitter: retries are spread by when each key failed).
   Duration backoff_initial = std::chrono::seconds(1);
   Duration backoff_max = std::chrono::minutes(5);
   // Threads that generate keys, sign and write (the box has 2 cores).
   int workers = 2;
 };
-
-// Capped exponential backoff after `failures` consecutive failures (failures >= 1).
-Duration BackoffDelay(int failures, Duration initial, Duration max);
 
 struct SyncStats {
   int created = 0;
@@ -104,7 +102,9 @@ class Controller {
   // Forces a full pass soon (e.g. after the CA bundle changed).
   void RequestResync();
 
-  // True after the first full pass completed with both backends synced.
+  // True after the first full pass that started with both backends synced has completed. The
+  // loop runs such a pass as soon as it sees both synced, whichever came first: leadership
+  // (Start) or the backends' first lists.
   bool Synced() const;
   // Earliest NotAfter among the certificates the controller manages (for the
   // "seconds until the first managed certificate expires" gauge).
@@ -138,6 +138,7 @@ class Controller {
   void RecordFailure(const ServiceAccountKey& key, const Status& status, TimePoint now);
   void RecordSuccess(const ServiceAccountKey& key);
   void Loop();
+  bool BackendsSynced() const;
 
   Authority& authority_;
   ServiceAccountSource& service_accounts_;
@@ -157,7 +158,7 @@ class Controller {
   std::map<ServiceAccountKey, Failure> failures_;
   std::set<ServiceAccountKey> pending_;
   bool resync_requested_ = false;
-  bool synced_ = false;
+  std::atomic<bool> synced_{false};  // written under mu_; read without it
   bool stopping_ = false;
   // Lets Stop() cut a long pass short: workers finish the secret in hand, then leave.
   std::atomic<bool> abort_pass_{false};

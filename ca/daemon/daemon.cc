@@ -179,7 +179,7 @@ Status Daemon::Start() {
     return FailedPrecondition(
         "Kubernetes mode is not available in this build; pass --local-dir DIR");
   }
-  ASSIGN_OR_RETURN(d.backends, factory(o, d.metrics));
+  ASSIGN_OR_RETURN(d.backends, factory(o, d.clock, d.metrics));
 
   // The CA.
   if (o.self_signed_ca) {
@@ -366,7 +366,7 @@ bool Daemon::Ready() const {
 
 int Daemon::monitoring_port() const { return impl_->monitoring ? impl_->monitoring->port() : 0; }
 
-Result<Backends> MakeLocalBackends(const DaemonOptions& options, MetricsRegistry&) {
+Result<Backends> MakeLocalBackends(const DaemonOptions& options, const Clock&, MetricsRegistry&) {
   Backends b;
   b.service_accounts = std::make_unique<LocalServiceAccounts>(options.local_dir);
   b.secrets = std::make_unique<LocalSecretStore>(options.local_dir);

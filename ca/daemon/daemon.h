@@ -115,7 +115,9 @@ class DaemonComponent {
   }
 };
 
-using BackendFactory = std::function<Result<Backends>(const DaemonOptions&, MetricsRegistry&)>;
+// The daemon's clock reaches the backends through here (lease and token timing).
+using BackendFactory =
+    std::function<Result<Backends>(const DaemonOptions&, const Clock&, MetricsRegistry&)>;
 using ComponentFactory = std::function<Result<std::unique_ptr<DaemonComponent>>(DaemonContext&)>;
 
 // The plug-in table filled by ca/daemon_parts.cc.

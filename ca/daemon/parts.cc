@@ -2,7 +2,8 @@
 //
 // Other areas plug in here with one line each, without touching the daemon:
 //   Kubernetes (issue 4): parts.kube_backends = MakeKubernetesBackends;
-//       Result<Backends> MakeKubernetesBackends(const DaemonOptions&, MetricsRegistry&);
+//       Result<Backends> MakeKubernetesBackends(const DaemonOptions&, const Clock&,
+//                                               MetricsRegistry&);
 //   gRPC (issue 5):       parts.components.push_back(MakeGrpcComponent);
 //       Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext&);
 //       (return nullptr when --grpc-port is 0)
@@ -11,9 +12,10 @@
 
 namespace istioca::ca {
 
-Result<Backends> MakeLocalBackends(const DaemonOptions& options, MetricsRegistry& metrics);
-Result<Backends> MakeKubernetesBackends(const DaemonOptions& options,
-                                        MetricsRegistry& metrics);  // ca/kube_backends.cc
+Result<Backends> MakeLocalBackends(const DaemonOptions& options, const Clock& clock,
+                                   MetricsRegistry& metrics);
+Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Clock& clock,
+                                        MetricsRegistry& metrics);  // kube_assembly.cc
 
 DaemonParts DefaultDaemonParts() {
   DaemonParts parts;

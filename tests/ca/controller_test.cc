@@ -8,6 +8,7 @@
 #include "pki/verify.h"
 #include "tests/ca/fakes.h"
 #include "tests/testing/test_ca.h"
+#include "tests/testing/wait.h"
 
 using namespace istioca;
 using namespace istioca::ca;
@@ -314,13 +315,6 @@ TEST_CASE("decisions: one row per observed state", "[controller]") {
   CHECK(DecideAction(o) == row.want);
 }
 
-TEST_CASE("backoff doubles and is capped", "[controller]") {
-  CHECK(BackoffDelay(1, 1s, 5min) == 1s);
-  CHECK(BackoffDelay(2, 1s, 5min) == 2s);
-  CHECK(BackoffDelay(5, 1s, 5min) == 16s);
-  CHECK(BackoffDelay(100, 1s, 5min) == 5min);
-}
-
 TEST_CASE("the controller loop reacts to notifications", "[controller]") {
   // The only test that runs the loop thread: bounded wait on a real notification.
   ControllerFixture f;
@@ -347,4 +341,109 @@ TEST_CASE("the running loop refreshes at once after a clock jump past expiry",
   f.controller.Stop();
   CHECK(f.store.Writes("ns1/sa-a") == 2);
   CHECK(f.LeafOf("ns1", "sa-a").NotAfter() > f.clock.Now());
+}
+
+namespace {
+
+// The fakes with a first-list flag: before it is set HasSynced() is false, as an informer's is
+// before its first complete list; everything else is forwarded.
+class UnsyncedServiceAccounts final : public ServiceAccountSource {
+ public:
+  explicit UnsyncedServiceAccounts(FakeServiceAccounts& inner) : inner_(inner) {}
+  void SetHandler(std::function<void(const ServiceAccountKey&)> h) override {
+    inner_.SetHandler(std::move(h));
+  }
+  Status Start() override { return inner_.Start(); }
+  void Stop() override { inner_.Stop(); }
+  bool HasSynced() const override { return synced.load(); }
+  Result<std::vector<ServiceAccountKey>> List() const override { return inner_.List(); }
+  Result<bool> Exists(const ServiceAccountKey& k) const override { return inner_.Exists(k); }
+  std::atomic<bool> synced{false};
+
+ private:
+  FakeServiceAccounts& inner_;
+};
+
+class UnsyncedSecretStore final : public SecretStore {
+ public:
+  explicit UnsyncedSecretStore(FakeSecretStore& inner) : inner_(inner) {}
+  void SetHandler(std::function<void(const ServiceAccountKey&)> h) override {
+    inner_.SetHandler(std::move(h));
+  }
+  Status Start() override { return inner_.Start(); }
+  void Stop() override { inner_.Stop(); }
+  bool HasSynced() const override { return synced.load(); }
+  Result<std::vector<ServiceAccountKey>> List() const override { return inner_.List(); }
+  Result<WorkloadSecret> Get(const ServiceAccountKey& k) const override { return inner_.Get(k); }
+  Status Create(const ServiceAccountKey& k, const WorkloadSecret& s) override {
+    return inner_.Create(k, s);
+  }
+  Status Update(const ServiceAccountKey& k, const WorkloadSecret& s) override {
+    return inner_.Update(k, s);
+  }
+  Status Delete(const ServiceAccountKey& k) override { return inner_.Delete(k); }
+  std::atomic<bool> synced{false};
+
+ private:
+  FakeSecretStore& inner_;
+};
+
+}  // namespace
+
+TEST_CASE("the controller reports synced whichever comes first: leadership or the caches",
+          "[controller]") {
+  // Start() is what winning the Lease does; `synced` flips are the informers' first lists, each
+  // followed (as the sync gate does) by a notification for what they hold. The default resync
+  // period is a minute, so a controller that waited for it would miss the bounded wait.
+  ControllerFixture f;
+  UnsyncedServiceAccounts sas(f.sas);
+  UnsyncedSecretStore store(f.store);
+  Controller controller(f.authority, sas, store, f.clock, f.metrics, ControllerFixture::Options());
+  f.sas.Add("ns1", "sa-a");
+  const ServiceAccountKey key{"ns1", "sa-a"};
+  auto first_pass_done = [&] { return f.store.Peek("ns1", "sa-a").has_value(); };
+  auto sa_synced = [&] {
+    sas.synced = true;
+    controller.Notify(key);
+  };
+  auto secrets_synced = [&] {
+    store.synced = true;
+    controller.Notify(key);
+  };
+
+  SECTION("leader first, then both caches") {
+    controller.Start();
+    REQUIRE(testing::WaitFor(first_pass_done));
+    CHECK_FALSE(controller.Synced());
+    sa_synced();
+    secrets_synced();
+  }
+  SECTION("leader first, then both caches, without notifications (nothing in them)") {
+    controller.Start();
+    REQUIRE(testing::WaitFor(first_pass_done));
+    sas.synced = true;
+    store.synced = true;
+  }
+  SECTION("both caches, then leader") {
+    sa_synced();
+    secrets_synced();
+    controller.Start();
+  }
+  SECTION("interleaved: one cache, leader, the other cache") {
+    sa_synced();
+    controller.Start();
+    REQUIRE(testing::WaitFor(first_pass_done));
+    CHECK_FALSE(controller.Synced());
+    secrets_synced();
+  }
+  SECTION("interleaved: the other cache, leader, the first") {
+    secrets_synced();
+    controller.Start();
+    REQUIRE(testing::WaitFor(first_pass_done));
+    CHECK_FALSE(controller.Synced());
+    sa_synced();
+  }
+  CHECK(testing::WaitFor([&] { return controller.Synced(); }, std::chrono::milliseconds(3000)));
+  controller.Stop();
+  CHECK(f.store.Writes("ns1/sa-a") == 1);
 }

@@ -803,6 +803,7 @@ void FakeApiServer::HandleTokenReview(const httplib::Request& req, httplib::Resp
   if (id && !overlap.empty()) {
     status["authenticated"] = true;
     status["user"] = OJson{{"username", id->username}, {"uid", id->uid}, {"groups", id->groups}};
+    if (!id->extra.empty()) status["user"]["extra"] = id->extra;
     status["audiences"] = overlap;
   } else {
     status["user"] = OJson::object();

@@ -46,6 +46,8 @@ struct TokenIdentity {
   std::string uid;
   std::vector<std::string> groups;
   std::vector<std::string> audiences;  // the token's aud claim
+  // user.extra of a pod-bound token (sample 065): pod-name, pod-uid.
+  std::map<std::string, std::vector<std::string>> extra;
 };
 
 struct FakeApiOptions {

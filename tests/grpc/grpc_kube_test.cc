@@ -1,7 +1,7 @@
 // The bearer-token path end to end: gRPC call with a service-account JWT → the Kubernetes
 // TokenReviewer (ca/kube_backends.h) → the fake API server's TokenReview → certificate for
 // that service account. Audiences come from --token-audiences.
-#include "ca/kube/kube_backends.h"
+#include "ca/grpc/kube_token_reviewer.h"
 #include "grpc_fixture.h"
 #include "k8s/http_api.h"
 #include "tests/fakeapi/fake_apiserver.h"
@@ -36,7 +36,7 @@ TEST_CASE("a JWT is checked by TokenReview on the (fake) API server", "[grpc][ku
   ca::GrpcServerOptions options;
   options.listen_address = "127.0.0.1:0";
   auto reviewer =
-      std::make_shared<ca::KubeTokenReviewer>(api, std::vector<std::string>{"istio-ca"}, clock);
+      std::make_shared<ca::KubeTokenReviewer>(api, std::vector<std::string>{"istio-ca"});
   auto server = Must(ca::GrpcServer::Start(authority, reviewer, options, metrics, clock));
 
   grpc::SslCredentialsOptions creds;

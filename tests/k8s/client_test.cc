@@ -7,6 +7,7 @@
 #include "base/base64.h"
 #include "k8s/errors.h"
 #include "k8s/objects.h"
+#include "k8s/token_review.h"
 #include "tests/k8s/fixture.h"
 
 namespace istioca::k8s {
@@ -304,6 +305,42 @@ TEST_CASE("TokenReview: audiences are sent and the verdict is read (samples 052-
 
   auto forbidden = ReviewToken(*f.Client(testing::kUserToken), "jwt-httpbin", {"istio-ca"});
   CHECK(forbidden.status().code() == Code::kPermissionDenied);
+}
+
+TEST_CASE("TokenReview of a pod-bound token: the pod's name and uid from user.extra",
+          "[k8s][client]") {
+  FakeCluster f;
+  fakeapi::TokenIdentity id{"system:serviceaccount:demo:httpbin",
+                            "1d554cac-e9c1-41fc-9483-058b685815a7",
+                            {"system:serviceaccounts", "system:serviceaccounts:demo"},
+                            {"istio-ca"}};
+  id.extra = {{kExtraPodName, {"httpbin-pod"}},
+              {kExtraPodUid, {"18c1bf81-028f-41d3-809b-4694f685ed5f"}}};
+  f.server->AddReviewableToken("jwt-pod", id);
+  auto r = ReviewToken(*f.Client(), "jwt-pod", {"istio-ca"});
+  REQUIRE(r.ok());
+  CHECK(r->authenticated);
+  CHECK(r->uid == "1d554cac-e9c1-41fc-9483-058b685815a7");
+  CHECK(r->PodName() == "httpbin-pod");
+  CHECK(r->PodUid() == "18c1bf81-028f-41d3-809b-4694f685ed5f");
+  // The answer of sample 065 itself.
+  auto sample = TokenReviewFromJson(Json::parse(R"({"kind":"TokenReview","status":{
+      "authenticated":true,"user":{"username":"system:serviceaccount:demo:httpbin",
+      "uid":"1d554cac-e9c1-41fc-9483-058b685815a7","groups":["system:serviceaccounts",
+      "system:serviceaccounts:demo","system:authenticated"],"extra":{
+      "authentication.kubernetes.io/pod-name":["httpbin-pod"],
+      "authentication.kubernetes.io/pod-uid":["18c1bf81-028f-41d3-809b-4694f685ed5f"]}},
+      "audiences":["istio-ca"]}})"));
+  REQUIRE(sample.ok());
+  CHECK(sample->PodName() == "httpbin-pod");
+  CHECK(sample->groups.size() == 3);
+  // Not pod-bound: no pod.
+  f.server->AddReviewableToken("jwt-plain",
+                               {"system:serviceaccount:demo:httpbin", "u", {}, {"istio-ca"}});
+  auto plain = ReviewToken(*f.Client(), "jwt-plain", {"istio-ca"});
+  REQUIRE(plain.ok());
+  CHECK(plain->authenticated);
+  CHECK(plain->PodName().empty());
 }
 
 TEST_CASE("leases: create race gives one winner; renewals are conditional", "[k8s][client]") {

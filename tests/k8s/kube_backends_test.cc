@@ -1,13 +1,20 @@
-// The Kubernetes backends of the controller against the fake API server over TLS.
-#include "ca/kube/kube_backends.h"
-
+// The Kubernetes backends of the controller (ca/kube, the Lease of k8s/lease.h, the gRPC
+// TokenReviewer on k8s/token_review.h) against the fake API server over TLS.
 #include <catch2/catch.hpp>
 #include <thread>
 
 #include "base/base64.h"
 #include "base/log.h"
+#include "ca/controller/controller.h"
 #include "ca/core/ca_loader.h"
+#include "ca/grpc/authn.h"
+#include "ca/grpc/kube_token_reviewer.h"
+#include "ca/kube/ca_store.h"
+#include "ca/kube/leader_elector.h"
+#include "ca/kube/secret_store.h"
+#include "ca/kube/service_account_source.h"
 #include "k8s/errors.h"
+#include "k8s/lease.h"
 #include "pki/cert.h"
 #include "pki/issue.h"
 #include "pki/key.h"
@@ -101,6 +108,51 @@ TEST_CASE("secret store: the controller's contract codes", "[kube][secrets]") {
   CHECK(store.Delete(key).code() == Code::kNotFound);
   CHECK(store.Get(key).status().code() == Code::kNotFound);
   CHECK(store.Update(key, Content("3", "1")).code() == Code::kNotFound);
+  store.Stop();
+}
+
+TEST_CASE("secret store: the cache holds no private key, and a no-op update still writes nothing",
+          "[kube][secrets]") {
+  FakeCluster f;
+  KubeSecretStore store(ApiOf(f), {}, FastTuning());
+  REQUIRE(store.Start().ok());
+  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  const ServiceAccountKey key{"demo", "a"};
+  const std::string key_pem =
+      "-----BEGIN PRIVATE KEY-----\nTW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw=\n-----END PRIVATE "
+      "KEY-----\n";
+  WorkloadSecret secret{"CHAIN-1", key_pem, "ROOT", ""};
+  REQUIRE(store.Create(key, secret).ok());
+  // The write and its watch echo have both reached the cache: neither kept the key.
+  REQUIRE(Eventually([&] { return store.Get(key).ok(); }));
+  CHECK(store.CacheContains("CHAIN-1"));  // the accessor does see cached content
+  CHECK_FALSE(store.CacheContains("TW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw="));
+  CHECK_FALSE(store.CacheContains("PRIVATE KEY"));
+  auto got = store.Get(key);
+  REQUIRE(got.ok());
+  CHECK(got->key_pem.empty());
+  CHECK(got->KeyLooksValid());
+
+  // Same content at the same version: recognised by the digest, nothing written.
+  const uint64_t writes = f.server->Writes("secrets", "demo", "istio.a");
+  secret.version = got->version;
+  CHECK(store.Update(key, secret).ok());
+  CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes);
+  // A different key is written.
+  WorkloadSecret other = secret;
+  other.key_pem = "-----BEGIN PRIVATE KEY-----\nQW5vdGhlcg==\n-----END PRIVATE KEY-----\n";
+  CHECK(store.Update(key, other).ok());
+  CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes + 1);
+  CHECK_FALSE(store.CacheContains("QW5vdGhlcg=="));
+
+  // A key.pem that is not a key (emptied by someone) is reported as such.
+  fakeapi::OJson broken = *f.server->Find("secrets", "demo", "istio.a");
+  broken["data"]["key.pem"] = k8s::Base64Encode("junk");
+  f.server->Put("secrets", "demo", broken);
+  REQUIRE(Eventually([&] {
+    auto g = store.Get(key);
+    return g.ok() && !g->KeyLooksValid();
+  }));
   store.Stop();
 }
 
@@ -202,28 +254,33 @@ TEST_CASE("CA secret written by Istio 0.x (two keys) loads with the CA cert as r
   CHECK(empty.Load().status().code() == Code::kNotFound);
 }
 
-TEST_CASE("token reviewer: service accounts only, audiences sent, positive answers cached",
+TEST_CASE("token reviewer: service accounts only, audiences sent, no cache below the gRPC one",
           "[kube][tokenreview]") {
   FakeCluster f;
   f.server->AddReviewableToken("sa-token",
                                {"system:serviceaccount:demo:httpbin", "u1", {}, {"istio-ca"}});
   f.server->AddReviewableToken("user-token", {"alice", "u2", {}, {"istio-ca"}});
   f.server->AddReviewableToken("other-aud", {"system:serviceaccount:demo:x", "u3", {}, {"other"}});
-  FakeClock clock(istioca::SystemClock::Get().Now());
-  KubeTokenReviewer reviewer(ApiOf(f), {"istio-ca"}, clock);
-  auto sa = reviewer.Review("sa-token");
+  auto reviewer =
+      std::make_shared<KubeTokenReviewer>(ApiOf(f), std::vector<std::string>{"istio-ca"});
+  auto sa = reviewer->Review("sa-token");
   REQUIRE(sa.ok());
   CHECK(sa->ns == "demo");
   CHECK(sa->sa == "httpbin");
+  // No cache of its own: every call is a TokenReview...
   uint64_t before = f.server->requests();
-  CHECK(reviewer.Review("sa-token").ok());
-  CHECK(f.server->requests() == before);  // cached
-  clock.Advance(11s);
-  CHECK(reviewer.Review("sa-token").ok());
+  CHECK(reviewer->Review("sa-token").ok());
   CHECK(f.server->requests() == before + 1);
+  // ...and the one cache is the gRPC layer's, in front of it.
+  FakeClock clock(std::chrono::system_clock::now());
+  TokenReviewCache cached(reviewer, clock);
+  CHECK(cached.Review("sa-token").ok());
+  before = f.server->requests();
+  CHECK(cached.Review("sa-token").ok());
+  CHECK(f.server->requests() == before);
 
   auto bad = GENERATE(as<std::string>{}, "user-token", "other-aud", "garbage");
-  CHECK(reviewer.Review(bad).status().code() == Code::kUnauthenticated);
+  CHECK(reviewer->Review(bad).status().code() == Code::kUnauthenticated);
 }
 
 TEST_CASE("TokenReview usernames", "[kube][tokenreview]") {
@@ -248,11 +305,11 @@ TEST_CASE("lease step decisions", "[kube][leader]") {
   mine.holder = "me";
   k8s::Lease released = held;
   released.holder = "";
-  CHECK(DecideLeaseStep(std::nullopt, t0, "me", t0) == LeaseStep::kCreate);
-  CHECK(DecideLeaseStep(mine, t0, "me", t0 + 1h) == LeaseStep::kRenew);
-  CHECK(DecideLeaseStep(held, t0, "me", t0 + 14s) == LeaseStep::kWait);
-  CHECK(DecideLeaseStep(held, t0, "me", t0 + 15s) == LeaseStep::kTakeOver);
-  CHECK(DecideLeaseStep(released, t0, "me", t0) == LeaseStep::kTakeOver);
+  CHECK(k8s::DecideLeaseStep(std::nullopt, t0, "me", t0) == k8s::LeaseStep::kCreate);
+  CHECK(k8s::DecideLeaseStep(mine, t0, "me", t0 + 1h) == k8s::LeaseStep::kRenew);
+  CHECK(k8s::DecideLeaseStep(held, t0, "me", t0 + 14s) == k8s::LeaseStep::kWait);
+  CHECK(k8s::DecideLeaseStep(held, t0, "me", t0 + 15s) == k8s::LeaseStep::kTakeOver);
+  CHECK(k8s::DecideLeaseStep(released, t0, "me", t0) == k8s::LeaseStep::kTakeOver);
 }
 
 TEST_CASE("leader election: one leader; a standby takes over within the lease duration",
@@ -260,7 +317,7 @@ TEST_CASE("leader election: one leader; a standby takes over within the lease du
   FakeCluster f;
   FakeClock clock(istioca::SystemClock::Get().Now());
   MetricsRegistry metrics;
-  LeaseConfig a_cfg, b_cfg;
+  k8s::LeaseConfig a_cfg, b_cfg;
   a_cfg.identity = "replica-a";
   b_cfg.identity = "replica-b";
   KubeLeaderElector a(ApiOf(f), a_cfg, clock, metrics), b(ApiOf(f), b_cfg, clock, metrics);
@@ -286,10 +343,35 @@ TEST_CASE("leader election: one leader; a standby takes over within the lease du
   CHECK_FALSE(a.TryAcquireOrRenew());  // a comes back: b holds it
 }
 
+TEST_CASE("leader election: a leader that cannot renew stops leading at the renew deadline",
+          "[kube][leader]") {
+  // The elector's times come from the clock it is given: the deadline is reached by advancing
+  // a FakeClock, one Round() at a time, without the thread or any sleep.
+  FakeCluster f;
+  FakeClock clock(std::chrono::system_clock::now());
+  MetricsRegistry metrics;
+  k8s::LeaseConfig cfg;
+  cfg.identity = "replica-a";
+  k8s::LeaseElector a(ApiOf(f), cfg, clock, metrics);
+  a.Round();
+  REQUIRE(a.leading());
+  // Someone else now holds the Lease (a partition, an operator): a's renewals fail from here.
+  fakeapi::OJson lease = *f.server->Find("leases", "istio-system", "istio-ca-leader");
+  lease["spec"]["holderIdentity"] = "replica-b";
+  f.server->Put("leases", "istio-system", lease);
+  clock.Advance(cfg.renew_deadline - 1s);
+  a.Round();
+  CHECK(a.leading());  // within the renew deadline
+  clock.Advance(1s);
+  a.Round();
+  CHECK_FALSE(a.leading());
+  CHECK(metrics.GetGauge("istio_ca_leader", "", {{"identity", "replica-a"}}).Value() == 0);
+}
+
 TEST_CASE("leader election loop: callbacks, metric, release on stop", "[kube][leader]") {
   FakeCluster f;
   MetricsRegistry metrics;
-  LeaseConfig cfg;
+  k8s::LeaseConfig cfg;
   cfg.identity = "replica-a";
   cfg.retry_period = 20ms;
   std::atomic<int> became{0}, lost{0};
@@ -303,7 +385,7 @@ TEST_CASE("leader election loop: callbacks, metric, release on stop", "[kube][le
   auto lease = f.server->Find("leases", "istio-system", "istio-ca-leader");
   REQUIRE(lease);
   CHECK_FALSE(lease->at("spec").contains("holderIdentity"));  // released
-  LeaseConfig b_cfg;
+  k8s::LeaseConfig b_cfg;
   b_cfg.identity = "replica-b";
   KubeLeaderElector b(ApiOf(f), b_cfg, SystemClock::Get(), metrics);
   CHECK(b.TryAcquireOrRenew());  // at once, no lease duration to wait

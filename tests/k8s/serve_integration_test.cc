@@ -136,15 +136,35 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
   CHECK(c.f.server->Writes("secrets", "istio-system", "istio-ca-secret") == 1);
   std::string holder = c.Holder();
   REQUIRE_FALSE(holder.empty());
-  // Let resyncs and watch events settle: still exactly one write per workload secret.
-  std::this_thread::sleep_for(1s);
+  // Every secret was written exactly once to get here...
+  auto writes = c.f.server->AllWrites("secrets");
+  CHECK(writes.size() == 31);  // 30 workload secrets and the CA secret
+  for (const auto& [key, n] : writes) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+  // ...and nothing writes them again: neither the watch echoes of those writes, nor a full pass
+  // over the settled state (SIGHUP forces one on the leader). "No more writes" has no event to
+  // wait for, so it is watched over a bounded window: 2 s is far longer than a watch round trip
+  // on the fake server or a full pass over 30 unchanged secrets (milliseconds), and the first
+  // extra write ends the window with a failure.
+  pid_t leader = PidOf(holder);
+  kill(leader, SIGHUP);
+  const bool rewritten = Eventually(
+      [&] {
+        for (const auto& [key, n] : c.f.server->AllWrites("secrets")) {
+          if (n != 1) return true;
+        }
+        return false;
+      },
+      2000ms);
   for (const auto& [key, n] : c.f.server->AllWrites("secrets")) {
     INFO(key);
     CHECK(n == 1);
   }
+  CHECK_FALSE(rewritten);
 
   // The leader shuts down: it releases the lease and a standby takes over at once.
-  pid_t leader = PidOf(holder);
   auto it =
       std::find_if(replicas.begin(), replicas.end(), [&](auto& r) { return r->pid == leader; });
   REQUIRE(it != replicas.end());

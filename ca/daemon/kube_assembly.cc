@@ -1,0 +1,57 @@
+// ca/daemon/kube_assembly.cc — the Backends the daemon uses without --local-dir: the
+// Kubernetes API from --kube-config or in-cluster, scoped by --listened-namespace (or env
+// NAMESPACE), with the daemon's clock.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "ca/daemon/daemon.h"
+#include "ca/grpc/kube_token_reviewer.h"
+#include "ca/kube/ca_store.h"
+#include "ca/kube/leader_elector.h"
+#include "ca/kube/secret_store.h"
+#include "ca/kube/service_account_source.h"
+#include "k8s/config.h"
+#include "k8s/http_api.h"
+
+namespace istioca::ca {
+
+Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Clock& clock,
+                                        MetricsRegistry& metrics) {
+  Result<k8s::RestConfig> config =
+      options.kube_config.empty()
+          ? k8s::InClusterConfig([](const char* k) { return std::getenv(k); })
+          : k8s::LoadKubeconfig(options.kube_config);
+  if (!config.ok()) return config.status();
+  config->qps = options.kube_api_qps;
+  config->burst = options.kube_api_burst;
+  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> http, k8s::HttpApi::Create(*config));
+  std::shared_ptr<k8s::Api> api(std::move(http));
+
+  std::vector<std::string> namespaces = options.listened_namespaces;
+  if (namespaces.empty()) {
+    // Istio 0.x–1.0: with no --listened-namespace, env NAMESPACE scopes the controller.
+    if (const char* ns = std::getenv("NAMESPACE"); ns != nullptr && *ns != '\0') namespaces = {ns};
+  }
+  Backends b;
+  auto gate = std::make_shared<SyncGate>(2);
+  b.service_accounts =
+      std::make_unique<KubeServiceAccountSource>(api, namespaces, KubeInformerTuning{}, gate);
+  b.secrets = std::make_unique<KubeSecretStore>(api, namespaces, KubeInformerTuning{}, gate);
+  b.ca_store = std::make_unique<KubeCaStore>(api, options.storage_namespace);
+  // No cache here: the gRPC server keeps the one TokenReviewCache in front of it.
+  b.token_reviewer = std::make_shared<KubeTokenReviewer>(api, options.token_audiences);
+  k8s::LeaseConfig lease;
+  lease.ns = options.storage_namespace;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  // Pod name (unique per replica), then pid and a random part for replicas on one host.
+  lease.identity =
+      std::string(host) + "_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000);
+  b.leader = std::make_unique<KubeLeaderElector>(api, lease, clock, metrics);
+  return b;
+}
+
+}  // namespace istioca::ca
