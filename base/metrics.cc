@@ -140,10 +140,40 @@ Histogram& MetricsRegistry::GetHistogram(const std::string& name, const std::str
   return *slot;
 }
 
-void MetricsRegistry::SetGaugeFunction(const std::string& name, const std::string& help,
-                                       const Labels& labels, std::function<double()> fn) {
+GaugeFunctionHandle MetricsRegistry::SetGaugeFunction(const std::string& name,
+                                                      const std::string& help, const Labels& labels,
+                                                      std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  GetFamily(name, help, Type::kGauge).gauge_fns[labels] = std::move(fn);
+  const uint64_t id = next_gauge_fn_id_++;
+  GetFamily(name, help, Type::kGauge).gauge_fns[labels] = Family::GaugeFn{id, std::move(fn)};
+  return GaugeFunctionHandle(this, name, labels, id);
+}
+
+void MetricsRegistry::RemoveGaugeFunction(const std::string& name, const Labels& labels,
+                                          uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto family = families_.find(name);
+  if (family == families_.end()) return;
+  auto it = family->second.gauge_fns.find(labels);
+  if (it != family->second.gauge_fns.end() && it->second.id == id) {
+    family->second.gauge_fns.erase(it);
+  }
+}
+
+GaugeFunctionHandle& GaugeFunctionHandle::operator=(GaugeFunctionHandle&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    registry_ = std::exchange(other.registry_, nullptr);
+    name_ = std::move(other.name_);
+    labels_ = std::move(other.labels_);
+    id_ = other.id_;
+  }
+  return *this;
+}
+
+void GaugeFunctionHandle::Reset() {
+  if (registry_ == nullptr) return;
+  std::exchange(registry_, nullptr)->RemoveGaugeFunction(name_, labels_, id_);
 }
 
 std::string MetricsRegistry::Render() const {
@@ -162,8 +192,8 @@ std::string MetricsRegistry::Render() const {
     for (const auto& [labels, g] : f.gauges) {
       out += name + LabelText(labels) + " " + FormatValue(g->Value()) + "\n";
     }
-    for (const auto& [labels, fn] : f.gauge_fns) {
-      out += name + LabelText(labels) + " " + FormatValue(fn()) + "\n";
+    for (const auto& [labels, g] : f.gauge_fns) {
+      out += name + LabelText(labels) + " " + FormatValue(g.fn()) + "\n";
     }
     for (const auto& [labels, h] : f.histograms) {
       const Histogram::Snapshot s = h->Snap();

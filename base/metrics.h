@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,6 +60,30 @@ class Histogram {
 // Default latency buckets in seconds: 0.5 ms .. 10 s.
 std::vector<double> LatencyBuckets();
 
+class MetricsRegistry;
+
+// Keeps a gauge function registered; destroying (or Reset()) removes it, so a function that
+// captures an object's pointer is removed before the object dies. Once Reset() returns, the
+// function is not running and will not run again. Move-only.
+class [[nodiscard]] GaugeFunctionHandle {
+ public:
+  GaugeFunctionHandle() = default;
+  GaugeFunctionHandle(MetricsRegistry* registry, std::string name, Labels labels, uint64_t id)
+      : registry_(registry), name_(std::move(name)), labels_(std::move(labels)), id_(id) {}
+  GaugeFunctionHandle(GaugeFunctionHandle&& other) noexcept { *this = std::move(other); }
+  GaugeFunctionHandle& operator=(GaugeFunctionHandle&& other) noexcept;
+  GaugeFunctionHandle(const GaugeFunctionHandle&) = delete;
+  GaugeFunctionHandle& operator=(const GaugeFunctionHandle&) = delete;
+  ~GaugeFunctionHandle() { Reset(); }
+  void Reset();
+
+ private:
+  MetricsRegistry* registry_ = nullptr;
+  std::string name_;
+  Labels labels_;
+  uint64_t id_ = 0;
+};
+
 class MetricsRegistry {
  public:
   Counter& GetCounter(const std::string& name, const std::string& help, const Labels& labels = {});
@@ -66,9 +91,10 @@ class MetricsRegistry {
   Histogram& GetHistogram(const std::string& name, const std::string& help,
                           const std::vector<double>& bounds, const Labels& labels = {});
   // A gauge whose value is computed when /metrics is scraped (e.g. an expiry timestamp).
-  // Replaces any earlier function for the same name and labels.
-  void SetGaugeFunction(const std::string& name, const std::string& help, const Labels& labels,
-                        std::function<double()> fn);
+  // Replaces any earlier function for the same name and labels. The function stays registered
+  // while the returned handle lives (an earlier handle for a replaced function removes nothing).
+  GaugeFunctionHandle SetGaugeFunction(const std::string& name, const std::string& help,
+                                       const Labels& labels, std::function<double()> fn);
 
   std::string Render() const;
 
@@ -76,19 +102,27 @@ class MetricsRegistry {
   static MetricsRegistry& Default();
 
  private:
+  friend class GaugeFunctionHandle;
+  void RemoveGaugeFunction(const std::string& name, const Labels& labels, uint64_t id);
+
   enum class Type { kCounter, kGauge, kHistogram };
   struct Family {
     Type type;
     std::string help;
     std::map<Labels, std::unique_ptr<Counter>> counters;
     std::map<Labels, std::unique_ptr<Gauge>> gauges;
-    std::map<Labels, std::function<double()>> gauge_fns;
+    struct GaugeFn {
+      uint64_t id;
+      std::function<double()> fn;
+    };
+    std::map<Labels, GaugeFn> gauge_fns;
     std::map<Labels, std::unique_ptr<Histogram>> histograms;
   };
   Family& GetFamily(const std::string& name, const std::string& help, Type type);
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
+  uint64_t next_gauge_fn_id_ = 1;
 };
 
 }  // namespace istioca

@@ -1,12 +1,18 @@
 // `istio-ca serve` (also the bare `istio-ca [flags]`): the CA daemon.
 //
 // Every flag is validated before anything starts; a bad value is one line on stderr and exit 2.
-// A failure while starting (unreadable or invalid CA files, a busy port) is one line and exit 1.
+// A plugged-in CA file that cannot be opened is such a bad value. A failure while starting (CA
+// files that are not a valid CA, a busy port) is one line and exit 1.
 // SIGTERM/SIGINT shut down cleanly (publications are atomic and finish first); SIGHUP re-reads
 // plugged-in CA files and resyncs the secrets.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <memory>
 
@@ -17,6 +23,27 @@
 
 namespace istioca::ca {
 namespace {
+
+// A plugged-in CA file that cannot be opened is a bad flag value: one line naming the flag and
+// the path, exit 2, before anything starts. Whether the content is a valid CA is checked when
+// the daemon loads it (exit 1). Nothing is read here.
+Status CheckPluggedFilesReadable(const DaemonOptions& o) {
+  for (auto [path, flag] : {std::pair{&o.signing_cert, "--signing-cert"},
+                            {&o.signing_key, "--signing-key"},
+                            {&o.root_cert, "--root-cert"},
+                            {&o.cert_chain, "--cert-chain"}}) {
+    if (path->empty()) continue;
+    const int fd = open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return InvalidArgument(std::string(flag) + " " + *path + ": " + std::strerror(errno));
+    }
+    struct stat st {};
+    const bool is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (is_dir) return InvalidArgument(std::string(flag) + " " + *path + ": is a directory");
+  }
+  return OkStatus();
+}
 
 struct ServeFlags {
   DaemonOptions o;
@@ -73,10 +100,8 @@ Status Finish(ServeFlags& f, const CLI::App& cmd) {
                            "\" is not one of debug, info, warn, error, none");
   }
   o.log_output_level = level;
-  if (o.local_dir.empty() && !DefaultDaemonParts().kube_backends) {
-    return InvalidArgument("Kubernetes mode is not available in this build; pass --local-dir DIR");
-  }
-  return ValidateDaemonOptions(o);
+  RETURN_IF_ERROR(ValidateDaemonOptions(o));
+  return CheckPluggedFilesReadable(o);
 }
 
 int RunServe(const DaemonOptions& options) {

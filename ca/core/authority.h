@@ -40,8 +40,11 @@ struct IssuancePolicy {
   Duration default_ttl = std::chrono::hours(24);
   Duration max_ttl = std::chrono::hours(2160);
   pki::KeyType workload_key_type = pki::KeyType::kEcP256;
-  // --append-dns-names: add <sa>.<ns>.svc and <sa>.<ns>.svc.cluster.local... see ca/policy docs.
-  bool append_dns_names = false;
+  // --append-dns-names (default true, as in Istio): a service account named in Istio's webhook
+  // table (e.g. istio-sidecar-injector-service-account → istio-sidecar-injector) in the storage
+  // namespace also gets the DNS names <service>.<ns>.svc and <service>.<ns>; see
+  // WorkloadDnsNames in ca/controller/controller.h.
+  bool append_dns_names = true;
   // --custom-dns-names "sa.ns:domain": extra DNS names for one service account, keyed "sa.ns".
   std::map<std::string, std::vector<std::string>> custom_dns_names;
 };

@@ -1,8 +1,11 @@
 #include "ca/core/ca_loader.h"
 
+#include <openssl/crypto.h>
+
 #include "base/files.h"
 #include "base/log.h"
 #include "pki/cert.h"
+#include "pki/digest.h"
 #include "pki/issue.h"
 
 namespace istioca::ca {
@@ -90,6 +93,11 @@ Result<std::shared_ptr<const CaBundle>> LoadPluggedCa(const PluggedCaFiles& f, T
   };
   ASSIGN_OR_RETURN(std::string cert, read(f.signing_cert, "--signing-cert"));
   ASSIGN_OR_RETURN(std::string key, read(f.signing_key, "--signing-key"));
+  // The key PEM is parsed into the bundle's key below; this copy is wiped on every return.
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+  } wipe_key{key};
   ASSIGN_OR_RETURN(std::string roots, read(f.root_cert, "--root-cert"));
   std::string chain;
   if (!f.cert_chain.empty()) {
@@ -116,17 +124,23 @@ CaReloader::CaReloader(Authority& authority, PluggedCaFiles files, const Clock& 
 CaReloader::~CaReloader() { Stop(); }
 
 namespace {
+// SHA-256 per file (or why it could not be read): identifies the content without keeping it.
 std::string Fingerprint(const PluggedCaFiles& f) {
   std::string out;
   for (const std::string* p : {&f.signing_cert, &f.signing_key, &f.root_cert, &f.cert_chain}) {
     if (p->empty()) continue;
-    auto r = ReadFileToString(*p);
+    auto r = pki::Sha256HexOfFile(*p);
     out += r.ok() ? *r : "<unreadable:" + r.status().message() + ">";
-    out += '\0';
+    out += ' ';
   }
   return out;
 }
 }  // namespace
+
+std::string CaReloader::fingerprint() const {
+  std::lock_guard<std::mutex> lock(check_mu_);
+  return current_fingerprint_;
+}
 
 Status CaReloader::LoadInitial() {
   std::lock_guard<std::mutex> lock(check_mu_);

@@ -56,9 +56,14 @@ class CaReloader {
   ~CaReloader();
   // The first load: an error here stops the daemon from starting.
   Status LoadInitial();
-  // Re-reads the files; swaps if their content changed (or `force`) and the new bundle is
-  // valid. Returns true when a new bundle was swapped in.
+  // Compares the files' digests with those of the bundle serving; when they changed (or with
+  // `force`, e.g. SIGHUP, even a change rejected before) loads and validates the files, and
+  // swaps the new bundle in if it is valid and the content differs from the serving one. A
+  // forced check of unchanged files re-validates them but swaps nothing. Returns true when a new
+  // bundle was swapped in.
   bool CheckNow(bool force = false);
+  // What identifies the content now serving: SHA-256 digests of the files, never their bytes.
+  std::string fingerprint() const;
   void Start(Duration interval = std::chrono::seconds(1));
   void Stop();
 
@@ -70,9 +75,9 @@ class CaReloader {
   Counter& reloads_;
   Counter& failures_;
   Gauge& failing_;
-  std::mutex check_mu_;
-  std::string current_fingerprint_;   // content of the files now serving
-  std::string rejected_fingerprint_;  // content last rejected (logged once)
+  mutable std::mutex check_mu_;
+  std::string current_fingerprint_;   // digests of the files now serving
+  std::string rejected_fingerprint_;  // digests of the content last rejected (logged once)
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

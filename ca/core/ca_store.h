@@ -24,7 +24,8 @@ inline constexpr const char* kCaKeyKey = "ca-key.pem";
 inline constexpr const char* kCaSecretName = "istio-ca-secret";
 inline constexpr const char* kCaSecretType = "istio.io/ca-root";
 
-// Thread-safe. Contract (one suite runs against every implementation):
+// Thread-safe. Contract (tests/ca/ca_store_contract_test.cc runs one suite against LocalCaStore
+// and KubeCaStore):
 //   Load:   kNotFound when nothing is stored; other errors are retried by the caller.
 //   Create: stores `ca` only if nothing is stored yet; kAlreadyExists otherwise. Two replicas
 //           racing both call Load() after an AlreadyExists and end up using the same CA.

@@ -136,21 +136,40 @@ double ResidentBytes() {
 
 }  // namespace
 
+// The daemon's parts and the named steps that assemble them; Daemon::Start runs the steps in
+// order, Daemon::Wait takes them down in reverse.
 struct Daemon::Impl {
   Impl(DaemonOptions o, DaemonParts p, const Clock& c, MetricsRegistry& m)
       : options(std::move(o)), parts(std::move(p)), clock(c), metrics(m) {}
+
+  Status MakeBackends();
+  Status LoadCa();
+  void RegisterGauges();
+  Status StartController();
+  Status StartComponents();
+  Status StartMonitoring();
+  void StartLiveness();
+  void StopAll();
+  bool Ready() const;
+  Readiness ReadinessDetail() const;
+  Status LivenessCheck() const;
 
   DaemonOptions options;
   DaemonParts parts;
   const Clock& clock;
   MetricsRegistry& metrics;
+  Authority* authority = nullptr;  // owned by the Daemon
   Backends backends;
   std::unique_ptr<Controller> controller;
   std::unique_ptr<CaReloader> reloader;
   std::unique_ptr<MonitoringServer> monitoring;
   std::unique_ptr<LivenessProber> liveness;
   std::unique_ptr<DaemonContext> context;
+  // Complete before the monitoring server starts and unchanged until it stops: /readyz reads it
+  // from the server's threads without a lock.
   std::vector<std::unique_ptr<DaemonComponent>> components;
+  // Scrape-time gauges reading the authority and the controller; removed on stop.
+  std::vector<GaugeFunctionHandle> gauges;
   std::atomic<bool> leading{false};
   std::mutex mu;
   std::condition_variable cv;
@@ -161,7 +180,9 @@ struct Daemon::Impl {
 Daemon::Daemon(DaemonOptions options, DaemonParts parts, const Clock& clock,
                MetricsRegistry& metrics)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(parts), clock, metrics)),
-      authority_(std::make_unique<Authority>(impl_->options.Policy(), clock)) {}
+      authority_(std::make_unique<Authority>(impl_->options.Policy(), clock)) {
+  impl_->authority = authority_.get();
+}
 
 Daemon::~Daemon() {
   Shutdown();
@@ -170,148 +191,182 @@ Daemon::~Daemon() {
 
 Status Daemon::Start() {
   Impl& d = *impl_;
-  const DaemonOptions& o = d.options;
-  auto log = Logger("daemon");
+  RETURN_IF_ERROR(d.MakeBackends());
+  RETURN_IF_ERROR(d.LoadCa());
+  d.RegisterGauges();
+  RETURN_IF_ERROR(d.StartController());
+  RETURN_IF_ERROR(d.StartComponents());
+  // After the components: /readyz lists them.
+  RETURN_IF_ERROR(d.StartMonitoring());
+  // Last: its check goes through the components (the gRPC server).
+  d.StartLiveness();
+  Logger("daemon")->info("istio-ca started mode={} trust_domain={} ca={}",
+                         d.options.LocalMode() ? "local" : "kubernetes", d.options.trust_domain,
+                         d.options.self_signed_ca ? "self-signed" : "plugged-in");
+  return OkStatus();
+}
 
-  // Backends.
-  const BackendFactory& factory = o.LocalMode() ? d.parts.local_backends : d.parts.kube_backends;
-  if (!factory) {
-    return FailedPrecondition(
-        "Kubernetes mode is not available in this build; pass --local-dir DIR");
-  }
-  ASSIGN_OR_RETURN(d.backends, factory(o, d.clock, d.metrics));
+Status Daemon::Impl::MakeBackends() {
+  const BackendFactory& factory = options.LocalMode() ? parts.local_backends : parts.kube_backends;
+  if (!factory) return Internal("no backend factory for this mode");  // a wiring error
+  ASSIGN_OR_RETURN(backends, factory(options, clock, metrics));
+  return OkStatus();
+}
 
-  // The CA.
+Status Daemon::Impl::LoadCa() {
+  const DaemonOptions& o = options;
   if (o.self_signed_ca) {
-    if (!d.backends.ca_store) return FailedPrecondition("this backend has no CA store");
+    if (!backends.ca_store) return FailedPrecondition("this backend has no CA store");
     SelfSignedOptions ss{o.self_signed_ca_org.empty() ? o.trust_domain : o.self_signed_ca_org,
                          o.self_signed_ca_cert_ttl, o.ca_key_type};
-    ASSIGN_OR_RETURN(auto bundle, LoadOrCreateSelfSigned(*d.backends.ca_store, ss, d.clock.Now()));
-    authority_->SetBundle(bundle);
-  } else {
-    d.reloader = std::make_unique<CaReloader>(
-        *authority_, PluggedCaFiles{o.signing_cert, o.signing_key, o.root_cert, o.cert_chain},
-        d.clock, d.metrics, [this] {
-          if (impl_->controller) impl_->controller->RequestResync();
-        });
-    RETURN_IF_ERROR(d.reloader->LoadInitial());
+    ASSIGN_OR_RETURN(auto bundle, LoadOrCreateSelfSigned(*backends.ca_store, ss, clock.Now()));
+    authority->SetBundle(bundle);
+    return OkStatus();
   }
+  reloader = std::make_unique<CaReloader>(
+      *authority, PluggedCaFiles{o.signing_cert, o.signing_key, o.root_cert, o.cert_chain}, clock,
+      metrics, [this] {
+        if (controller) controller->RequestResync();
+      });
+  return reloader->LoadInitial();
+}
 
-  // Metrics about the CA, evaluated at scrape time.
-  Authority* authority = authority_.get();
-  d.metrics.SetGaugeFunction("citadel_server_root_cert_expiry_timestamp",
-                             "The unix timestamp, in seconds, when the root cert will expire.", {},
-                             [authority] {
-                               auto b = authority->Bundle();
-                               if (!b || b->roots.empty()) return std::nan("");
-                               TimePoint t = b->roots[0].NotAfter();
-                               for (const auto& r : b->roots) t = std::min(t, r.NotAfter());
-                               return Seconds(t);
-                             });
-  d.metrics.SetGaugeFunction("citadel_server_cert_chain_expiry_timestamp",
-                             "The unix timestamp, in seconds, when the CA cert chain will expire.",
-                             {}, [authority] {
-                               auto b = authority->Bundle();
-                               if (!b) return std::nan("");
-                               TimePoint t = b->signer.cert.NotAfter();
-                               for (const auto& c : b->chain) t = std::min(t, c.NotAfter());
-                               return Seconds(t);
-                             });
-  d.metrics.SetGaugeFunction("process_resident_memory_bytes", "Resident memory size in bytes.", {},
-                             [] { return ResidentBytes(); });
+// Metrics about the CA and the controller, evaluated at scrape time.
+void Daemon::Impl::RegisterGauges() {
+  Authority* a = authority;
+  gauges.push_back(metrics.SetGaugeFunction(
+      "citadel_server_root_cert_expiry_timestamp",
+      "The unix timestamp, in seconds, when the root cert will expire.", {}, [a] {
+        auto b = a->Bundle();
+        if (!b || b->roots.empty()) return std::nan("");
+        TimePoint t = b->roots[0].NotAfter();
+        for (const auto& r : b->roots) t = std::min(t, r.NotAfter());
+        return Seconds(t);
+      }));
+  gauges.push_back(metrics.SetGaugeFunction(
+      "citadel_server_cert_chain_expiry_timestamp",
+      "The unix timestamp, in seconds, when the CA cert chain will expire.", {}, [a] {
+        auto b = a->Bundle();
+        if (!b) return std::nan("");
+        TimePoint t = b->signer.cert.NotAfter();
+        for (const auto& c : b->chain) t = std::min(t, c.NotAfter());
+        return Seconds(t);
+      }));
+  gauges.push_back(metrics.SetGaugeFunction("process_resident_memory_bytes",
+                                            "Resident memory size in bytes.", {},
+                                            [] { return ResidentBytes(); }));
+}
 
-  // The controller, on the backends.
+Status Daemon::Impl::StartController() {
+  const DaemonOptions& o = options;
   ControllerOptions co;
   co.rotation = o.Rotation();
   co.workload_ttl = o.workload_cert_ttl;
   co.storage_namespace = o.storage_namespace;
   co.resync_period = o.resync_period;
   co.workers = o.workers;
-  d.controller = std::make_unique<Controller>(*authority_, *d.backends.service_accounts,
-                                              *d.backends.secrets, d.clock, d.metrics, co);
-  Controller* controller = d.controller.get();
-  const Clock* clock = &d.clock;
-  d.metrics.SetGaugeFunction(
+  controller = std::make_unique<Controller>(*authority, *backends.service_accounts,
+                                            *backends.secrets, clock, metrics, co);
+  Controller* c = controller.get();
+  const Clock* clk = &clock;
+  gauges.push_back(metrics.SetGaugeFunction(
       "istio_ca_workload_cert_earliest_expiry_seconds",
       "Seconds until the first managed workload certificate expires if the CA stopped now "
       "(NaN when none is managed).",
-      {}, [controller, clock] {
-        auto t = controller->EarliestExpiry();
+      {}, [c, clk] {
+        auto t = c->EarliestExpiry();
         if (!t) return std::nan("");
-        return std::chrono::duration<double>(*t - clock->Now()).count();
-      });
-  d.metrics.SetGaugeFunction(
+        return std::chrono::duration<double>(*t - clk->Now()).count();
+      }));
+  gauges.push_back(metrics.SetGaugeFunction(
       "istio_ca_workload_secrets_managed", "Workload secrets the controller currently manages.", {},
-      [controller] { return static_cast<double>(controller->ManagedCount()); });
-  d.backends.service_accounts->SetHandler(
-      [controller](const ServiceAccountKey& k) { controller->Notify(k); });
-  d.backends.secrets->SetHandler(
-      [controller](const ServiceAccountKey& k) { controller->Notify(k); });
-  RETURN_IF_ERROR(d.backends.secrets->Start());
-  RETURN_IF_ERROR(d.backends.service_accounts->Start());
-  if (d.backends.leader) {
-    RETURN_IF_ERROR(d.backends.leader->Start([this, controller](bool leading) {
-      impl_->leading = leading;
-      Logger("daemon")->info("leadership changed leading={}", leading);
-      leading ? controller->Start() : controller->Stop();
+      [c] { return static_cast<double>(c->ManagedCount()); }));
+  backends.service_accounts->SetHandler([c](const ServiceAccountKey& k) { c->Notify(k); });
+  backends.secrets->SetHandler([c](const ServiceAccountKey& k) { c->Notify(k); });
+  RETURN_IF_ERROR(backends.secrets->Start());
+  RETURN_IF_ERROR(backends.service_accounts->Start());
+  if (backends.leader) {
+    RETURN_IF_ERROR(backends.leader->Start([this, c](bool is_leader) {
+      leading = is_leader;
+      Logger("daemon")->info("leadership changed leading={}", is_leader);
+      is_leader ? c->Start() : c->Stop();
     }));
   } else {
-    d.leading = true;
-    controller->Start();
+    leading = true;
+    c->Start();
   }
-  if (d.reloader) d.reloader->Start();
+  if (reloader) reloader->Start();
+  return OkStatus();
+}
 
-  // Monitoring.
-  if (o.monitoring_port != 0) {
-    d.monitoring = std::make_unique<MonitoringServer>(d.metrics, [this] {
-      Readiness r;
-      r.ready = Ready();
-      auto b = authority_->Bundle();
-      r.detail = std::string("ca=") + (b ? "loaded" : "missing") + " controller=" +
-                 (!impl_->leading               ? "standby"
-                  : impl_->controller->Synced() ? "synced"
-                                                : "syncing");
-      for (const auto& c : impl_->components) {
-        r.detail += " " + c->Name() + "=" + (c->Ready() ? "ready" : "not-ready");
-      }
-      return r;
-    });
-    RETURN_IF_ERROR(d.monitoring->Start("0.0.0.0", o.monitoring_port));
-  }
-
-  // Extra components (gRPC service, ...).
-  d.context = std::make_unique<DaemonContext>(
-      DaemonContext{d.options, *authority_, d.metrics, d.clock, d.backends.token_reviewer});
-  for (const ComponentFactory& make : d.parts.components) {
-    ASSIGN_OR_RETURN(std::unique_ptr<DaemonComponent> c, make(*d.context));
+// Extra components (gRPC service, ...).
+Status Daemon::Impl::StartComponents() {
+  context = std::make_unique<DaemonContext>(
+      DaemonContext{options, *authority, metrics, clock, backends.token_reviewer});
+  for (const ComponentFactory& make : parts.components) {
+    ASSIGN_OR_RETURN(std::unique_ptr<DaemonComponent> c, make(*context));
     if (c == nullptr) continue;  // the component is off for these options
     Status s = c->Start();
     if (!s.ok()) return s.WithContext("starting " + c->Name());
-    log->info("started component name={}", c->Name());
-    d.components.push_back(std::move(c));
+    Logger("daemon")->info("started component name={}", c->Name());
+    components.push_back(std::move(c));
   }
-  // Liveness, last: its check goes through the components (the gRPC server).
-  if (!o.liveness_probe_path.empty()) {
-    auto check = [this] {
-      const Duration timeout = std::clamp<Duration>(
-          impl_->options.probe_check_interval, std::chrono::seconds(1), std::chrono::seconds(10));
-      // At least a minute: certificate times have whole seconds, so a self-issued certificate
-      // with a sub-second TTL would already be expired when verified.
-      RETURN_IF_ERROR(SelfCheck(*authority_, std::max<Duration>(impl_->options.probe_check_interval,
-                                                                std::chrono::minutes(1))));
-      for (const auto& c : impl_->components) {
-        if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
-      }
-      return OkStatus();
-    };
-    d.liveness = std::make_unique<LivenessProber>(
-        check, o.liveness_probe_path, o.liveness_probe_interval, o.probe_check_interval, d.metrics);
-    d.liveness->Start();
-  }
-  log->info("istio-ca started mode={} trust_domain={} ca={}",
-            o.LocalMode() ? "local" : "kubernetes", o.trust_domain,
-            o.self_signed_ca ? "self-signed" : "plugged-in");
   return OkStatus();
+}
+
+Readiness Daemon::Impl::ReadinessDetail() const {
+  Readiness r;
+  r.ready = Ready();
+  auto b = authority->Bundle();
+  r.detail = std::string("ca=") + (b ? "loaded" : "missing") + " controller=" +
+             (!leading               ? "standby"
+              : controller->Synced() ? "synced"
+                                     : "syncing");
+  for (const auto& c : components) {
+    r.detail += " " + c->Name() + "=" + (c->Ready() ? "ready" : "not-ready");
+  }
+  return r;
+}
+
+Status Daemon::Impl::StartMonitoring() {
+  if (options.monitoring_port == 0) return OkStatus();
+  monitoring = std::make_unique<MonitoringServer>(metrics, [this] { return ReadinessDetail(); });
+  return monitoring->Start("0.0.0.0", options.monitoring_port);
+}
+
+Status Daemon::Impl::LivenessCheck() const {
+  const Duration timeout = std::clamp<Duration>(options.probe_check_interval,
+                                                std::chrono::seconds(1), std::chrono::seconds(10));
+  // At least a minute: certificate times have whole seconds, so a self-issued certificate
+  // with a sub-second TTL would already be expired when verified.
+  RETURN_IF_ERROR(SelfCheck(
+      *authority, std::max<Duration>(options.probe_check_interval, std::chrono::minutes(1))));
+  for (const auto& c : components) {
+    if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
+  }
+  return OkStatus();
+}
+
+void Daemon::Impl::StartLiveness() {
+  if (options.liveness_probe_path.empty()) return;
+  liveness = std::make_unique<LivenessProber>(
+      [this] { return LivenessCheck(); }, options.liveness_probe_path,
+      options.liveness_probe_interval, options.probe_check_interval, metrics);
+  liveness->Start();
+}
+
+// Reverse order of start. The controller finishes in-flight publications before returning,
+// and every publication is atomic, so nothing is left half-written.
+void Daemon::Impl::StopAll() {
+  if (liveness) liveness->Stop();  // before the components its check calls
+  for (auto it = components.rbegin(); it != components.rend(); ++it) (*it)->Stop();
+  if (monitoring) monitoring->Stop();
+  if (reloader) reloader->Stop();
+  if (backends.leader) backends.leader->Stop();
+  if (controller) controller->Stop();
+  if (backends.service_accounts) backends.service_accounts->Stop();
+  if (backends.secrets) backends.secrets->Stop();
+  gauges.clear();  // before the authority and the controller they read go away
 }
 
 void Daemon::Shutdown() {
@@ -332,16 +387,7 @@ void Daemon::Wait() {
   }
   auto log = Logger("daemon");
   log->info("shutting down");
-  // Reverse order of start. The controller finishes in-flight publications before returning,
-  // and every publication is atomic, so nothing is left half-written.
-  if (d.liveness) d.liveness->Stop();  // before the components its check calls
-  for (auto it = d.components.rbegin(); it != d.components.rend(); ++it) (*it)->Stop();
-  if (d.monitoring) d.monitoring->Stop();
-  if (d.reloader) d.reloader->Stop();
-  if (d.backends.leader) d.backends.leader->Stop();
-  if (d.controller) d.controller->Stop();
-  if (d.backends.service_accounts) d.backends.service_accounts->Stop();
-  if (d.backends.secrets) d.backends.secrets->Stop();
+  d.StopAll();
   log->info("stopped");
 }
 
@@ -354,11 +400,12 @@ void Daemon::Reload() {
   if (impl_->controller) impl_->controller->RequestResync();
 }
 
-bool Daemon::Ready() const {
-  const Impl& d = *impl_;
-  if (!authority_->Bundle()) return false;
-  if (d.leading && !(d.controller && d.controller->Synced())) return false;
-  for (const auto& c : d.components) {
+bool Daemon::Ready() const { return impl_->Ready(); }
+
+bool Daemon::Impl::Ready() const {
+  if (!authority->Bundle()) return false;
+  if (leading && !(controller && controller->Synced())) return false;
+  for (const auto& c : components) {
     if (!c->Ready()) return false;
   }
   return true;

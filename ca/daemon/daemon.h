@@ -123,7 +123,7 @@ using ComponentFactory = std::function<Result<std::unique_ptr<DaemonComponent>>(
 // The plug-in table filled by ca/daemon_parts.cc.
 struct DaemonParts {
   BackendFactory local_backends;  // --local-dir
-  BackendFactory kube_backends;   // otherwise (null until the Kubernetes area lands)
+  BackendFactory kube_backends;   // otherwise
   std::vector<ComponentFactory> components;
 };
 DaemonParts DefaultDaemonParts();  // ca/daemon_parts.cc

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "ca/daemon/daemon.h"
 #include "ca/local/ca_store.h"
+#include "pki/digest.h"
 #include "tests/ca/temp_dir.h"
 #include "tests/testing/test_ca.h"
 
@@ -243,4 +244,35 @@ TEST_CASE("--custom-dns-names parsing", "[options]") {
     CAPTURE(bad);
     CHECK_FALSE(ParseCustomDnsNames(bad).ok());
   }
+}
+
+TEST_CASE("the reloader identifies the files by digest and holds none of their bytes",
+          "[ca-loader]") {
+  testing::TestCa ca1, ca2;
+  PluggedFiles f;
+  f.Write(ca1.root, ca1.root_key, ca1.root.ToPem());
+  FakeClock clock(T0());
+  Authority authority(IssuancePolicy{}, clock);
+  MetricsRegistry metrics;
+  CaReloader reloader(authority, f.files, clock, metrics, [] {});
+  REQUIRE(reloader.LoadInitial().ok());
+
+  const std::string key_pem = ReadAll(f.files.signing_key);
+  const std::string key_body = key_pem.substr(key_pem.find('\n') + 1, 40);
+  const std::string fp = reloader.fingerprint();
+  CHECK(fp.find(key_body) == std::string::npos);
+  CHECK(fp.find(Must(pki::Sha256Hex(key_pem))) != std::string::npos);
+  CHECK(fp.size() <= 4 * 65);  // four SHA-256 digests in hex
+
+  // Rewriting the same content is no change; a different key is, and is rejected.
+  WriteFile(f.files.signing_key, key_pem);
+  CHECK_FALSE(reloader.CheckNow());
+  CHECK(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total", "").Value() == 0);
+  WriteFile(f.files.signing_key, ca2.root_key.ToPem());
+  CHECK_FALSE(reloader.CheckNow());
+  CHECK(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total", "").Value() == 1);
+  // A change to one byte of a certificate file is seen too.
+  f.Write(ca1.root, ca1.root_key, ca1.root.ToPem() + "\n");
+  CHECK(reloader.CheckNow());
+  CHECK(reloader.fingerprint() != fp);
 }

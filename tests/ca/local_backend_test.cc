@@ -294,23 +294,31 @@ TEST_CASE("controller on a directory: files verify with the right SPIFFE ID",
   CHECK_FALSE(fs::exists(d));
 }
 
-TEST_CASE("a read-only secrets directory fails writes without stopping the controller",
+TEST_CASE("an unwritable secrets directory fails writes without stopping the controller",
           "[local][fault]") {
   LocalFixture f;
-  fs::create_directories(f.dir / "secrets/ns1");
   WriteFile(f.dir / "serviceaccounts/ns1/sa-a", "");
   WriteFile(f.dir / "serviceaccounts/ns2/sa-b", "");
+  // A regular file where the namespace's directory belongs: unlike a read-only directory, root
+  // cannot write through it either, so the fault is real in every container.
+  WriteFile(f.dir / "secrets/ns1", "not a directory");
   {
-    testing::ReadOnlyDir ro(f.dir / "secrets/ns1");
-    if (!ro.effective()) {
-      WARN("cannot make a directory read-only here; skipped");
-      return;
-    }
     SyncStats s = f.Sync();
     CHECK(s.failed == 1);   // ns1 cannot be written
     CHECK(s.created == 1);  // ns2 still is
+    CHECK(fs::exists(f.dir / "secrets/ns2/istio.sa-b/cert-chain.pem"));
   }
-  f.clock.Advance(2s);  // past the backoff
+  {
+    // A read-only directory as well, where the user is subject to permissions (not root).
+    fs::remove(f.dir / "secrets/ns1");
+    fs::create_directories(f.dir / "secrets/ns1");
+    testing::ReadOnlyDir ro(f.dir / "secrets/ns1");
+    if (ro.effective()) {
+      f.clock.Advance(2s);  // past the backoff
+      CHECK(f.Sync().failed == 1);
+    }
+  }
+  f.clock.Advance(1min);  // past the backoff (two failures when the directory was read-only)
   CHECK(f.Sync().created == 1);
   CHECK(fs::exists(f.dir / "secrets/ns1/istio.sa-a/cert-chain.pem"));
 }

@@ -335,6 +335,35 @@ TEST_CASE("serve: bad flag values are one line and exit 2, before anything start
   CHECK_FALSE(fs::exists(d / "ca"));  // nothing started
 }
 
+TEST_CASE("serve: a missing plugged-in CA file is one line naming it and exit 2", "[serve][e2e]") {
+  TempDir d;
+  WriteFile(d / "plugged/ca-cert.pem", "x");
+  WriteFile(d / "plugged/ca-key.pem", "x");
+  WriteFile(d / "plugged/root-cert.pem", "x");
+  const std::string missing = d / "plugged/missing.pem";
+  const std::string flag = GENERATE(as<std::string>{}, "--signing-cert", "--root-cert");
+  std::vector<std::string> args = {"serve",
+                                   "--local-dir",
+                                   d.path(),
+                                   "--grpc-port",
+                                   "0",
+                                   "--monitoring-port",
+                                   "0",
+                                   "--signing-cert",
+                                   d / "plugged/ca-cert.pem",
+                                   "--signing-key",
+                                   d / "plugged/ca-key.pem",
+                                   "--root-cert",
+                                   d / "plugged/root-cert.pem"};
+  *(std::find(args.begin(), args.end(), flag) + 1) = missing;
+  Run r = RunCli(args);
+  CAPTURE(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_THAT(r.err, Catch::StartsWith("istio-ca: " + flag + " " + missing + ": "));
+  CHECK_FALSE(fs::exists(d / "secrets"));  // nothing started
+}
+
 TEST_CASE(
     "serve: a plugged-in CA is validated, reloaded on change, and a bad change keeps the old one",
     "[serve][e2e]") {
