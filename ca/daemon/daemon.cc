@@ -339,8 +339,9 @@ Status Daemon::Impl::LivenessCheck() const {
                                                 std::chrono::seconds(1), std::chrono::seconds(10));
   // At least a minute: certificate times have whole seconds, so a self-issued certificate
   // with a sub-second TTL would already be expired when verified.
-  RETURN_IF_ERROR(SelfCheck(
-      *authority, std::max<Duration>(options.probe_check_interval, std::chrono::minutes(1))));
+  RETURN_IF_ERROR(
+      SelfCheck(*authority, LivenessIdentity(options.trust_domain, options.storage_namespace),
+                std::max<Duration>(options.probe_check_interval, std::chrono::minutes(1))));
   for (const auto& c : components) {
     if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
   }
