@@ -1,5 +1,6 @@
 // `istio-ca node-agent`: keeps /etc/certs/{cert-chain,key,root-cert}.pem fresh from the CA's gRPC
-// API (see ca/node_agent.h). Runs until SIGTERM/SIGINT; --once renews once and exits 0 or 1.
+// API (see ca/nodeagent/node_agent.h). Runs until SIGTERM/SIGINT; --once renews once and exits 0
+// or 1.
 #include "ca/nodeagent/node_agent.h"
 
 #include <csignal>
@@ -50,7 +51,10 @@ void RegisterNodeAgent(CLI::App& app, CommandContext& ctx) {
                   "certificate authenticates (mTLS)");
   cmd->add_option("--api", f->api, "modern (IstioCertificateService) or legacy (IstioCAService)")
       ->capture_default_str();
-  cmd->add_option("--workload-cert-ttl", f->ttl, "Requested certificate TTL")
+  cmd->add_option("--workload-cert-ttl", f->ttl,
+                  "Requested certificate TTL. With --api legacy it must be a whole number of "
+                  "minutes, at least 1m (that API counts minutes); anything else is refused, "
+                  "never rounded")
       ->capture_default_str();
   cmd->add_option("--key-type", f->key_type, "ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096")
       ->capture_default_str();
@@ -73,10 +77,11 @@ void RegisterNodeAgent(CLI::App& app, CommandContext& ctx) {
           Fail("--workload-cert-ttl", ttl.ok() ? "must be positive" : ttl.status().message());
       return;
     }
-    if (o.legacy_api &&
-        std::chrono::duration_cast<std::chrono::minutes>(*ttl).count() > INT32_MAX) {
-      ctx.exit_code = Fail("--workload-cert-ttl", "too large for the legacy API");
-      return;
+    if (o.legacy_api) {
+      if (auto minutes = LegacyTtlMinutes(*ttl); !minutes.ok()) {
+        ctx.exit_code = Fail("--workload-cert-ttl", minutes.status().message());
+        return;
+      }
     }
     o.workload_cert_ttl = *ttl;
     auto key_type = pki::ParseKeyType(f->key_type);

@@ -297,8 +297,10 @@ Status Daemon::Start() {
           impl_->options.probe_check_interval, std::chrono::seconds(1), std::chrono::seconds(10));
       // At least a minute: certificate times have whole seconds, so a self-issued certificate
       // with a sub-second TTL would already be expired when verified.
-      RETURN_IF_ERROR(SelfCheck(*authority_, std::max<Duration>(impl_->options.probe_check_interval,
-                                                                std::chrono::minutes(1))));
+      RETURN_IF_ERROR(SelfCheck(
+          *authority_,
+          LivenessIdentity(impl_->options.trust_domain, impl_->options.storage_namespace),
+          std::max<Duration>(impl_->options.probe_check_interval, std::chrono::minutes(1))));
       for (const auto& c : impl_->components) {
         if (Status s = c->LivenessCheck(timeout); !s.ok()) return s.WithContext(c->Name());
       }

@@ -13,12 +13,15 @@
 
 namespace istioca::ca {
 
-Status SelfCheck(const Authority& authority, Duration ttl) {
+std::string LivenessIdentity(const std::string& trust_domain,
+                             const std::string& storage_namespace) {
+  return "spiffe://" + trust_domain + "/ns/" + storage_namespace + "/sa/istio-ca-liveness";
+}
+
+Status SelfCheck(const Authority& authority, const std::string& identity, Duration ttl) {
   ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
-  const std::string uri =
-      "spiffe://" + authority.policy().trust_domain + "/ns/istio-ca/sa/liveness-probe";
   ttl = std::min(ttl, authority.policy().max_ttl);
-  ASSIGN_OR_RETURN(IssuedCert cert, authority.Sign(key.get(), {uri}, {}, ttl));
+  ASSIGN_OR_RETURN(IssuedCert cert, authority.Sign(key.get(), {identity}, {}, ttl));
   auto path = pki::VerifyChain(cert.leaf, cert.intermediates, cert.roots, authority.clock().Now());
   if (!path.ok()) return path.status().WithContext("self-issued certificate does not verify");
   return OkStatus();

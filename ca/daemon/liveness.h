@@ -22,8 +22,12 @@
 
 namespace istioca::ca {
 
-// One self-issuance: key, sign, verify against the roots at clock.Now().
-Status SelfCheck(const Authority& authority, Duration ttl);
+// The one identity of every liveness self-check (the in-process issuance and the gRPC CSR):
+// spiffe://<trust-domain>/ns/<storage-namespace>/sa/istio-ca-liveness.
+std::string LivenessIdentity(const std::string& trust_domain, const std::string& storage_namespace);
+
+// One self-issuance for `identity`: key, sign, verify against the roots at clock.Now().
+Status SelfCheck(const Authority& authority, const std::string& identity, Duration ttl);
 
 // Exit status of the probe: OK iff `path` exists and its mtime is within `interval` of `now`.
 Status CheckProbeFile(const std::string& path, Duration interval, TimePoint now);

@@ -7,18 +7,19 @@
 //       Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext&);
 //       (return nullptr when --grpc-port is 0)
 #include "ca/daemon/daemon.h"
-#include "ca/grpc/server.h"
 
 namespace istioca::ca {
 
 Result<Backends> MakeLocalBackends(const DaemonOptions& options, MetricsRegistry& metrics);
 Result<Backends> MakeKubernetesBackends(const DaemonOptions& options,
                                         MetricsRegistry& metrics);  // ca/kube_backends.cc
+Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(
+    DaemonContext& ctx);  // ca/daemon/grpc_component.cc
 
 DaemonParts DefaultDaemonParts() {
   DaemonParts parts;
   parts.local_backends = MakeLocalBackends;
-  parts.components.push_back(MakeGrpcComponent);  // ca/grpc_server.cc; null when --grpc-port 0
+  parts.components.push_back(MakeGrpcComponent);  // null when --grpc-port 0
   parts.kube_backends = MakeKubernetesBackends;
   return parts;
 }

@@ -1,5 +1,6 @@
 #include "ca/grpc/authn.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "pki/spiffe.h"
@@ -53,18 +54,19 @@ Result<Caller> Authenticator::Authenticate(const PeerCredentials& peer) const {
   return Caller{{id->ToString()}, Caller::Via::kToken};
 }
 
-namespace {
-std::string Sha256(std::string_view data) {
+Result<std::string> TokenCacheKey(std::string_view token) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  if (EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr) != 1 || len != 32) {
+    ERR_clear_error();
+    return Internal("cannot compute the token cache key", "EVP_Digest(SHA-256) failed");
+  }
   return std::string(reinterpret_cast<char*>(md), len);
 }
-}  // namespace
 
 TokenReviewCache::TokenReviewCache(std::shared_ptr<TokenReviewer> inner, const Clock& clock,
-                                   TokenCacheOptions options)
-    : inner_(std::move(inner)), clock_(clock), options_(options) {}
+                                   TokenCacheOptions options, KeyFunction key)
+    : inner_(std::move(inner)), clock_(clock), options_(options), key_(std::move(key)) {}
 
 size_t TokenReviewCache::size() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -72,7 +74,8 @@ size_t TokenReviewCache::size() const {
 }
 
 Result<pki::ServiceAccountRef> TokenReviewCache::Review(const std::string& bearer_token) {
-  const std::string key = Sha256(bearer_token);
+  // Fail closed: without its own key a token could be answered with another token's review.
+  ASSIGN_OR_RETURN(const std::string key, key_(bearer_token));
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(key);

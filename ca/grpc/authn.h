@@ -1,4 +1,4 @@
-// ca/grpc_authn.h — who is calling the CSR service.
+// ca/grpc/authn.h — who is calling the CSR service.
 //
 // A caller is authenticated by a client certificate that the TLS layer has already verified
 // against the CA's current roots (its SPIFFE URI SANs are its identities), or else by an
@@ -8,9 +8,11 @@
 //
 // TokenReviewCache keeps review results for a bounded time in a bounded LRU so that a pod-start
 // stampede (and its client retries) does not turn into a TokenReview storm. Tokens are keyed by
-// their SHA-256, never kept or logged in clear.
+// their SHA-256, never kept or logged in clear; when the digest cannot be computed the review
+// fails (the caller is told to retry) rather than falling back to a key that other tokens share.
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -74,12 +76,17 @@ struct TokenCacheOptions {
   Duration negative_ttl = std::chrono::seconds(5);  // rejected tokens
 };
 
+// The cache key of a token: its SHA-256 (32 bytes). kInternal when OpenSSL cannot compute it.
+Result<std::string> TokenCacheKey(std::string_view token);
+
 // A TokenReviewer that remembers answers. Only definite answers (a service account, or
 // kUnauthenticated) are cached; transport errors are not.
 class TokenReviewCache final : public TokenReviewer {
  public:
+  using KeyFunction = std::function<Result<std::string>(std::string_view token)>;
+  // `key` is TokenCacheKey except in tests that make it fail.
   TokenReviewCache(std::shared_ptr<TokenReviewer> inner, const Clock& clock,
-                   TokenCacheOptions options = {});
+                   TokenCacheOptions options = {}, KeyFunction key = TokenCacheKey);
   Result<pki::ServiceAccountRef> Review(const std::string& bearer_token) override;
   size_t size() const;
 
@@ -92,6 +99,7 @@ class TokenReviewCache final : public TokenReviewer {
   const std::shared_ptr<TokenReviewer> inner_;
   const Clock& clock_;
   const TokenCacheOptions options_;
+  const KeyFunction key_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;  // key: SHA-256 of the token
   std::list<std::string> lru_;                      // most recently used first

@@ -15,15 +15,22 @@ double RateLimiter::Refilled(const Bucket& b, TimePoint now) const {
 
 bool RateLimiter::Allow(const std::string& key, TimePoint now) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = buckets_.find(key);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= max_keys_) {
-      std::erase_if(buckets_, [&](const auto& kv) { return Refilled(kv.second, now) >= burst_; });
-      if (buckets_.size() >= max_keys_) return false;
+  auto it = index_.find(key);
+  if (it == index_.end()) {
+    if (index_.size() >= max_keys_) {
+      if (lru_.empty()) return false;  // max_keys_ == 0
+      ++eviction_checks_;
+      const Bucket& oldest = lru_.back();
+      if (Refilled(oldest, now) < burst_) return false;
+      index_.erase(std::string_view(oldest.key));
+      lru_.pop_back();
     }
-    it = buckets_.emplace(key, Bucket{burst_, now}).first;
+    lru_.push_front(Bucket{key, burst_, now});
+    it = index_.emplace(std::string_view(lru_.front().key), lru_.begin()).first;
+  } else {
+    lru_.splice(lru_.begin(), lru_, it->second);
   }
-  Bucket& b = it->second;
+  Bucket& b = *it->second;
   b.tokens = Refilled(b, now);
   b.last = std::max(b.last, now);
   if (b.tokens < 1) return false;
@@ -33,7 +40,30 @@ bool RateLimiter::Allow(const std::string& key, TimePoint now) {
 
 size_t RateLimiter::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return buckets_.size();
+  return index_.size();
+}
+
+uint64_t RateLimiter::eviction_checks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return eviction_checks_;
+}
+
+bool LogThrottle::Admit(const std::string& cause, TimePoint now, uint64_t* suppressed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Window& w = windows_[cause];
+  // A new window each second (and after a clock step backwards).
+  if (now < w.start || now - w.start >= std::chrono::seconds(1)) {
+    w.start = now;
+    w.written = 0;
+  }
+  if (w.written >= per_second_) {
+    ++w.suppressed;
+    return false;
+  }
+  ++w.written;
+  *suppressed = w.suppressed;
+  w.suppressed = 0;
+  return true;
 }
 
 bool ConcurrencyLimiter::TryAcquire() {
@@ -85,6 +115,7 @@ CsrService::CsrService(Authority& authority, std::shared_ptr<TokenReviewer> revi
       clock_(clock),
       rate_(limits.per_identity_qps, limits.per_identity_burst, limits.max_tracked_identities),
       signing_(DefaultConcurrency(limits.max_concurrent_signing)),
+      refusal_log_(limits.refusal_log_lines_per_second),
       metrics_(metrics),
       csr_count_(metrics.GetCounter("citadel_server_csr_count", "CSRs received by the CA.")),
       authn_failures_(metrics.GetCounter("citadel_server_authentication_failure_count",
@@ -111,10 +142,18 @@ Status CsrService::Refuse(const CsrCall& call, const std::string& caller, const 
       .GetCounter("citadel_server_csr_refusal_count", "CSR calls refused, by reason.",
                   {{"reason", reason}})
       .Inc();
-  Logger("grpc")->info("refused csr method={} caller={} reason={} code={} detail={}",
-                       ApiName(call.api), caller.empty() ? "-" : caller, reason,
-                       CodeName(status.code()),
-                       status.detail().empty() ? status.message() : status.detail());
+  uint64_t suppressed = 0;
+  if (!refusal_log_.Admit(reason, clock_.Now(), &suppressed)) return status;
+  auto log = Logger("grpc");
+  if (suppressed > 0) {
+    log->info(
+        "refusal lines suppressed reason={} count={} (every refusal is counted in "
+        "citadel_server_csr_refusal_count)",
+        reason, suppressed);
+  }
+  log->info("refused csr method={} caller={} reason={} code={} detail={}", ApiName(call.api),
+            caller.empty() ? "-" : caller, reason, CodeName(status.code()),
+            status.detail().empty() ? status.message() : status.detail());
   return status;
 }
 

@@ -1,9 +1,9 @@
-// ca/grpc_policy.h — the CSR signing service, independent of gRPC.
+// ca/grpc/policy.h — the CSR signing service, independent of gRPC.
 //
 // CsrService::Handle is everything a CSR call decides, in order: authenticate the caller,
 // per-identity rate limit, size cap, bound on concurrent signing, proof of possession (the
 // CSR's signature), key rules, CA:TRUE refused, authorization, TTL rules, sign. The gRPC edge
-// (ca/grpc_server.h) only converts messages and maps the returned Status to a gRPC status.
+// (ca/grpc/server.h) only converts messages and maps the returned Status to a gRPC status.
 //
 // Authorization differs by API, as DESIGN.md fixes it:
 //  - legacy HandleCSR: the CSR must carry a SAN, and every identity in it must be one of the
@@ -13,13 +13,18 @@
 //    CSR asks (Istio 1.1+).
 //
 // Every refusal is counted (Istio's citadel_server_* counters where one exists, and
-// citadel_server_csr_refusal_count{reason} for all) and logged once here, with the caller and
-// the detail; the client sees only the Status message, which never carries key material.
+// citadel_server_csr_refusal_count{reason} for all) and logged here, with the caller and the
+// detail; the client sees only the Status message, which never carries key material. Refusal
+// lines are rate-limited per reason (GrpcLimits::refusal_log_lines_per_second), so a flood of
+// unauthenticated calls cannot fill the log: the lines past the limit are counted, and the count
+// is logged with the next line of that reason once the second is over.
 // Backpressure never queues: over the rate or the concurrency bound a call fails at once with
 // ResourceExhausted (Istio's clients retry that code with backoff).
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -42,28 +47,61 @@ struct GrpcLimits {
   size_t max_tracked_identities = 100000;
   // Calls parsing or signing at once; 0 = 4 x hardware threads.
   int max_concurrent_signing = 0;
+  // Refusal log lines per reason and second; the rest are counted, not written.
+  int refusal_log_lines_per_second = 10;
 };
 
-// Token buckets keyed by identity. When the table is full, buckets that have refilled
-// completely (equivalent to a fresh one) are dropped; if none has, the call is refused rather
-// than letting memory grow.
+// Token buckets keyed by identity, in least-recently-used order. When the table is full, a new
+// identity may take the place of the least recently used bucket if that one has refilled
+// completely (it is then equivalent to a fresh one); otherwise the call is refused rather than
+// letting memory grow. That is one bucket looked at per new identity, whatever the table size:
+// the mutex is never held for a scan. A refused newcomer waits at most burst/qps after the
+// oldest bucket's last use.
 class RateLimiter {
  public:
   RateLimiter(double qps, double burst, size_t max_keys)
       : qps_(qps), burst_(burst), max_keys_(max_keys) {}
   bool Allow(const std::string& key, TimePoint now);
   size_t size() const;
+  // Buckets looked at to make room for new identities, since construction (tests: the work
+  // per call is bounded).
+  uint64_t eviction_checks() const;
 
  private:
   struct Bucket {
+    std::string key;
     double tokens;
     TimePoint last;
   };
+  using Lru = std::list<Bucket>;  // most recently used first
   double Refilled(const Bucket& b, TimePoint now) const;
   const double qps_, burst_;
   const size_t max_keys_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
+  Lru lru_;
+  std::unordered_map<std::string_view, Lru::iterator> index_;  // views of Bucket::key
+  uint64_t eviction_checks_ = 0;
+};
+
+// Whether a log line may be written: at most `per_second` lines per cause in each second; the
+// lines held back are counted and handed to the next line that is written for that cause. The
+// causes are a small fixed set (refusal reasons), so the table stays small.
+class LogThrottle {
+ public:
+  explicit LogThrottle(int per_second) : per_second_(per_second) {}
+  // True when a line for `cause` may be written at `now`; then `*suppressed` is the number of
+  // lines held back for `cause` since the previous written one.
+  bool Admit(const std::string& cause, TimePoint now, uint64_t* suppressed);
+
+ private:
+  struct Window {
+    TimePoint start{};
+    int written = 0;
+    uint64_t suppressed = 0;
+  };
+  const int per_second_;
+  std::mutex mu_;
+  std::map<std::string, Window> windows_;
 };
 
 // A counting bound without a queue: TryAcquire fails instead of waiting.
@@ -105,6 +143,7 @@ class CsrService {
   const Clock& clock_;
   RateLimiter rate_;
   ConcurrencyLimiter signing_;
+  LogThrottle refusal_log_;
   MetricsRegistry& metrics_;
   // Istio's names (no _total suffix, as Istio's exporter of that era).
   Counter& csr_count_;

@@ -6,6 +6,7 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "base/log.h"
 #include "istio/v1/auth/ca_service.grpc.pb.h"
@@ -26,17 +27,18 @@ bool ServingCert::Due(const pki::Certificate& cert, const CaBundle* issued_under
 Status ServingCert::RenewLocked(std::shared_ptr<const CaBundle> bundle) {
   ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   ASSIGN_OR_RETURN(IssuedCert issued, authority_.Sign(key.get(), {}, dns_names_, Duration::zero()));
-  Snapshot next{key.ToPem(), issued.CertChainPem(), issued.RootCertPem(), issued.leaf,
-                current_ ? current_->generation + 1 : 1};
+  auto next = std::make_shared<const Snapshot>(Snapshot{key.ToPem(), issued.CertChainPem(),
+                                                        issued.RootCertPem(), issued.leaf,
+                                                        current_ ? current_->generation + 1 : 1});
   Logger("grpc")->info("serving certificate issued serial={} not_after={} generation={}",
                        issued.leaf.SerialHex(), FormatRfc3339(issued.leaf.NotAfter()),
-                       next.generation);
+                       next->generation);
   current_ = std::move(next);
   issued_under_ = std::move(bundle);
   return OkStatus();
 }
 
-Result<ServingCert::Snapshot> ServingCert::Current() {
+Result<std::shared_ptr<const ServingCert::Snapshot>> ServingCert::Current() {
   std::lock_guard<std::mutex> lock(mu_);
   std::shared_ptr<const CaBundle> bundle = authority_.Bundle();
   if (!current_ ||
@@ -47,7 +49,7 @@ Result<ServingCert::Snapshot> ServingCert::Current() {
                            current_->leaf.SerialHex(), s.ToString());
     }
   }
-  return *current_;
+  return current_;
 }
 
 std::vector<std::string> ServingDnsNames(const GrpcServerOptions& options) {
@@ -79,16 +81,23 @@ struct FetchState {
 grpc_ssl_certificate_config_reload_status FetchConfig(void* user,
                                                       grpc_ssl_server_certificate_config** config) {
   auto* state = static_cast<FetchState*>(user);
-  Result<ServingCert::Snapshot> snap = state->cert->Current();
-  if (!snap.ok()) {
-    Logger("grpc")->error("no serving certificate: {}", snap.status().ToString());
+  // Asked at every handshake: a shared reference to the current snapshot, no copy of the key.
+  Result<std::shared_ptr<const ServingCert::Snapshot>> current = state->cert->Current();
+  if (!current.ok()) {
+    Logger("grpc")->error("no serving certificate: {}", current.status().ToString());
     return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
   }
+  const ServingCert::Snapshot& snap = **current;
   std::lock_guard<std::mutex> lock(state->mu);
-  if (snap->generation == state->last_returned) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-  grpc_ssl_pem_key_cert_pair pair{snap->key_pem.c_str(), snap->chain_pem.c_str()};
-  *config = grpc_ssl_server_certificate_config_create(snap->roots_pem.c_str(), &pair, 1);
-  state->last_returned = snap->generation;
+  if (snap.generation == state->last_returned) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  // Only for a new certificate. What gRPC forces: grpc_ssl_server_certificate_config_create
+  // copies the PEM strings (gpr_strdup) into a config it owns and frees later without cleansing;
+  // the C API has no way to lend it our buffer. So there is one gRPC-held copy of the key per
+  // serving certificate (not per handshake), outside our control.
+  grpc_ssl_pem_key_cert_pair pair{snap.key_pem.c_str(), snap.chain_pem.c_str()};
+  *config = grpc_ssl_server_certificate_config_create(snap.roots_pem.c_str(), &pair, 1);
+  if (*config == nullptr) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+  state->last_returned = snap.generation;
   return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 
@@ -105,6 +114,7 @@ class FetcherServerCredentials final : public grpc::ServerCredentials {
     grpc_ssl_server_credentials_options* options =
         grpc_ssl_server_credentials_create_options_using_config_fetcher(
             GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, &FetchConfig, state_);
+    if (options == nullptr) return 0;
     grpc_server_credentials* creds = grpc_ssl_server_credentials_create_with_options(options);
     if (creds == nullptr) return 0;
     const int port = grpc_server_add_http2_port(server, addr.c_str(), creds);
@@ -282,6 +292,7 @@ struct GrpcServer::Impl {
   std::shared_ptr<FetcherServerCredentials> creds;
   std::unique_ptr<grpc::Server> server;
   std::mutex stop_mu;
+  std::atomic<bool> serving{false};  // read by Ready() without waiting for a Stop in progress
 };
 
 Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
@@ -321,6 +332,7 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
     return Unavailable("cannot listen for gRPC on " + options.listen_address);
   }
   self->port_ = port;
+  impl->serving.store(true);
   self->impl_ = std::move(impl);
   Logger("grpc")->info("serving gRPC address={} port={}", options.listen_address, port);
   return self;
@@ -330,6 +342,7 @@ GrpcServer::~GrpcServer() { Stop(); }
 
 void GrpcServer::Stop() {
   if (!impl_) return;
+  impl_->serving.store(false);
   std::lock_guard<std::mutex> lock(impl_->stop_mu);
   if (impl_->server) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -337,6 +350,8 @@ void GrpcServer::Stop() {
     impl_->server.reset();
   }
 }
+
+bool GrpcServer::Ready() const { return impl_ && impl_->serving.load(); }
 
 Status GrpcServer::SelfCheck(const std::string& identity, Duration timeout) {
   Authority& authority = *impl_->authority;
@@ -373,48 +388,6 @@ Status GrpcServer::SelfCheck(const std::string& identity, Duration timeout) {
     return Unavailable("gRPC self-check: CSR not approved");
   }
   return OkStatus();
-}
-
-// ---- daemon component ----
-
-std::string LivenessIdentity(const DaemonOptions& options) {
-  return "spiffe://" + options.trust_domain + "/ns/" + options.storage_namespace +
-         "/sa/istio-ca-liveness";
-}
-
-namespace {
-class GrpcComponent final : public DaemonComponent {
- public:
-  explicit GrpcComponent(DaemonContext& ctx) : ctx_(ctx) {}
-  std::string Name() const override { return "grpc"; }
-  Status Start() override {
-    GrpcServerOptions options;
-    options.listen_address = "0.0.0.0:" + std::to_string(ctx_.options.grpc_port);
-    options.host_identities = ctx_.options.grpc_host_identities;
-    options.storage_namespace = ctx_.options.storage_namespace;
-    ASSIGN_OR_RETURN(server_, GrpcServer::Start(ctx_.authority, ctx_.token_reviewer, options,
-                                                ctx_.metrics, ctx_.clock));
-    return OkStatus();
-  }
-  void Stop() override {
-    if (server_) server_->Stop();
-  }
-  bool Ready() const override { return server_ != nullptr; }
-  // As Istio's checker: a CSR over TLS to our own port, under an identity of the CA's own.
-  Status LivenessCheck(Duration timeout) override {
-    if (!server_) return Unavailable("the gRPC server is not running");
-    return server_->SelfCheck(LivenessIdentity(ctx_.options), timeout);
-  }
-
- private:
-  DaemonContext& ctx_;
-  std::unique_ptr<GrpcServer> server_;
-};
-}  // namespace
-
-Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx) {
-  if (ctx.options.grpc_port == 0) return std::unique_ptr<DaemonComponent>();
-  return std::unique_ptr<DaemonComponent>(std::make_unique<GrpcComponent>(ctx));
 }
 
 }  // namespace istioca::ca

@@ -1,4 +1,7 @@
-// ca/grpc_server.h — the CA's gRPC endpoint: Istio's two CSR APIs over TLS.
+// ca/grpc/server.h — the CA's gRPC endpoint: Istio's two CSR APIs over TLS.
+//
+// A plain server (Start, Stop, Ready, SelfCheck) with its own options; the daemon wraps it in a
+// component (ca/daemon/grpc_component.cc), so this library knows nothing of the daemon.
 //
 // TLS. The server certificate is issued by the Authority itself (DNS SANs: each
 // --grpc-host-identities entry h, h.<storage-ns>.svc and h.<storage-ns>.svc.cluster.local) with
@@ -14,7 +17,7 @@
 // credentials they were made with (as any TLS server). The experimental TLS credentials API of
 // gRPC 1.51 can only watch files or hold static data, so it would need the key on disk.
 //
-// Requests: see ca/grpc_policy.h. Messages above max_message_bytes are refused by gRPC itself
+// Requests: see ca/grpc/policy.h. Messages above max_message_bytes are refused by gRPC itself
 // (ResourceExhausted); the limit is set above the CSR cap so that a merely oversized CSR gets
 // InvalidArgument from the policy, counted and logged.
 #pragma once
@@ -29,7 +32,6 @@
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
-#include "ca/daemon/daemon.h"
 #include "ca/grpc/policy.h"
 #include "pki/key.h"
 
@@ -46,6 +48,8 @@ class ServingCert {
   static bool Due(const pki::Certificate& cert, const CaBundle* issued_under,
                   const CaBundle* current, TimePoint now);
 
+  // Immutable once made; replaced whole on renewal. The key exists once per certificate: every
+  // caller shares this object, and its PEM is cleansed when the last holder lets it go.
   struct Snapshot {
     std::string key_pem;
     std::string chain_pem;  // leaf + intermediates
@@ -54,14 +58,14 @@ class ServingCert {
     uint64_t generation = 0;
   };
   // Renews if due (an error keeps the previous certificate) and returns the current one.
-  Result<Snapshot> Current();
+  Result<std::shared_ptr<const Snapshot>> Current();
 
  private:
   Status RenewLocked(std::shared_ptr<const CaBundle> bundle);
   Authority& authority_;
   const std::vector<std::string> dns_names_;
   std::mutex mu_;
-  std::optional<Snapshot> current_;
+  std::shared_ptr<const Snapshot> current_;
   std::shared_ptr<const CaBundle> issued_under_;
 };
 
@@ -93,6 +97,8 @@ class GrpcServer {
   int port() const { return port_; }
   // Stops accepting, lets in-flight calls finish (bounded), and returns. Idempotent.
   void Stop();
+  // Serving: started and not stopped.
+  bool Ready() const;
 
   // The liveness self-check, as Istio's: a client certificate for `identity` issued in-process,
   // then HandleCSR over TLS to our own port for the same identity.
@@ -108,13 +114,5 @@ class GrpcServer {
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
-
-// The identity of the liveness self-check's gRPC call:
-// spiffe://<trust-domain>/ns/<storage-namespace>/sa/istio-ca-liveness.
-std::string LivenessIdentity(const DaemonOptions& options);
-
-// The daemon component (ca/daemon_parts.cc): serves on --grpc-port with the daemon's Authority
-// and TokenReviewer; nullptr when --grpc-port is 0.
-Result<std::unique_ptr<DaemonComponent>> MakeGrpcComponent(DaemonContext& ctx);
 
 }  // namespace istioca::ca

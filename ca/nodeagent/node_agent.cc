@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,16 @@ TimePoint RenewalTime(TimePoint not_before, TimePoint not_after, double jitter) 
   const auto lifetime = not_after - not_before;
   const double fraction = 0.5 - 0.05 * std::clamp(jitter, 0.0, 1.0);
   return not_before + std::chrono::duration_cast<TimePoint::duration>(lifetime * fraction);
+}
+
+Result<int32_t> LegacyTtlMinutes(Duration ttl) {
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(ttl);
+  if (ttl < std::chrono::minutes(1) || minutes != ttl || minutes.count() > INT32_MAX) {
+    return InvalidArgument("the legacy API requests whole minutes from 1m to " +
+                           std::to_string(INT32_MAX) + "m; " + FormatDuration(ttl) +
+                           " cannot be sent (use --api modern, or a whole number of minutes)");
+  }
+  return static_cast<int32_t>(minutes.count());
 }
 
 Duration RetryBackoff(int failures, Duration initial, Duration max, double jitter) {
@@ -205,12 +216,11 @@ Status NodeAgent::RenewImpl() {
 
   std::string chain_pem;
   std::string new_roots_pem;
-  const int64_t ttl_seconds =
-      std::chrono::duration_cast<std::chrono::seconds>(options_.workload_cert_ttl).count();
   if (options_.legacy_api) {
+    ASSIGN_OR_RETURN(const int32_t ttl_minutes, LegacyTtlMinutes(options_.workload_cert_ttl));
     pb::CsrRequest req;
     req.set_csr_pem(csr.ToPem());
-    req.set_requested_ttl_minutes(static_cast<int32_t>(ttl_seconds / 60));
+    req.set_requested_ttl_minutes(ttl_minutes);
     req.set_credential_type(tls.pem_cert_chain.empty() ? "token" : "onprem");
     pb::CsrResponse resp;
     grpc::Status s = pb::IstioCAService::NewStub(channel)->HandleCSR(&ctx, req, &resp);
@@ -220,7 +230,8 @@ Status NodeAgent::RenewImpl() {
   } else {
     pb::IstioCertificateRequest req;
     req.set_csr(csr.ToPem());
-    req.set_validity_duration(ttl_seconds);
+    req.set_validity_duration(
+        std::chrono::duration_cast<std::chrono::seconds>(options_.workload_cert_ttl).count());
     pb::IstioCertificateResponse resp;
     grpc::Status s =
         pb::IstioCertificateService::NewStub(channel)->CreateCertificate(&ctx, req, &resp);

@@ -1,4 +1,5 @@
-// ca/node_agent.h — `istio-ca node-agent`: keeps a workload key and certificate fresh on disk.
+// ca/nodeagent/node_agent.h — `istio-ca node-agent`: keeps a workload key and certificate fresh on
+// disk.
 //
 // Each renewal generates a fresh key, sends a CSR to the CA over TLS (server verified with
 // --root-cert), authenticated by the current certificate (mTLS) when it is still valid, and by
@@ -46,6 +47,11 @@ struct NodeAgentOptions {
 // When to renew a certificate valid from `not_before` to `not_after`: at 50% of its lifetime,
 // brought forward by up to 5% of it by `jitter` in [0, 1).
 TimePoint RenewalTime(TimePoint not_before, TimePoint not_after, double jitter);
+// The legacy API's requested_ttl_minutes for `ttl`. That API counts whole minutes and reads 0 as
+// "the CA's default", so a TTL it cannot express (not a whole number of minutes, under one
+// minute, or over INT32_MAX minutes) is kInvalidArgument with a one-line message, never
+// rounded: rounding 20s down would ask for the default (24h).
+Result<int32_t> LegacyTtlMinutes(Duration ttl);
 // Wait after the `failures`-th consecutive failure (1-based): initial x 2^(failures-1), capped
 // at max, shortened by up to 20% by `jitter` in [0, 1).
 Duration RetryBackoff(int failures, Duration initial, Duration max, double jitter);

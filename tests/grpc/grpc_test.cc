@@ -2,7 +2,13 @@
 // refusals, limits, serving-certificate renewal and root changes, metrics.
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <spdlog/sinks/ostream_sink.h>
 
+#include <algorithm>
+#include <sstream>
+
+#include "base/log.h"
+#include "ca/daemon/liveness.h"
 #include "grpc_fixture.h"
 #include "pki/pem.h"
 #include "pki/tls_probe.h"
@@ -209,15 +215,110 @@ TEST_CASE("per-identity rate limit refuses with ResourceExhausted and refills wi
         1);
 }
 
-TEST_CASE("rate limiter table is bounded; full buckets are evicted first", "[grpc]") {
+TEST_CASE("rate limiter table is bounded; only a refilled least-recently-used bucket is evicted",
+          "[grpc]") {
   ca::RateLimiter rl(1, 1, 2);
   TimePoint t = T0();
   CHECK(rl.Allow("a", t));
   CHECK(rl.Allow("b", t));
   CHECK_FALSE(rl.Allow("c", t));  // table full of drained buckets: refuse, do not grow
   CHECK(rl.size() == 2);
-  CHECK(rl.Allow("c", t + std::chrono::seconds(2)));  // a and b refilled: evicted
-  CHECK(rl.size() == 1);
+  t += std::chrono::seconds(2);
+  CHECK(rl.Allow("c", t));  // a (least recently used) refilled: evicted for c
+  CHECK(rl.size() == 2);
+  CHECK(rl.Allow("d", t));  // then b
+  CHECK(rl.size() == 2);
+  CHECK_FALSE(rl.Allow("e", t));  // c is the oldest now, and drained: refuse
+  CHECK(rl.size() == 2);
+  CHECK_FALSE(rl.Allow("d", t));  // d was not replaced: its bucket is still drained
+}
+
+TEST_CASE("a rate limiter at its bound stays there and decides on a newcomer in bounded work",
+          "[grpc]") {
+  constexpr size_t kBound = 10000;
+  ca::RateLimiter rl(1, 1, kBound);
+  TimePoint t = T0();
+  for (size_t i = 0; i < kBound; ++i) REQUIRE(rl.Allow("id" + std::to_string(i), t));
+  REQUIRE(rl.size() == kBound);
+  // Every bucket drained: newcomers are refused, each after looking at one bucket.
+  uint64_t before = rl.eviction_checks();
+  for (int i = 0; i < 1000; ++i) CHECK_FALSE(rl.Allow("new" + std::to_string(i), t));
+  CHECK(rl.eviction_checks() - before <= 1000);
+  CHECK(rl.size() == kBound);
+  // Refilled: each newcomer takes one old bucket's place, after looking at one bucket.
+  t += std::chrono::seconds(2);
+  before = rl.eviction_checks();
+  for (int i = 0; i < 1000; ++i) CHECK(rl.Allow("later" + std::to_string(i), t));
+  CHECK(rl.eviction_checks() - before <= 1000);
+  CHECK(rl.size() == kBound);
+  CHECK_FALSE(rl.Allow("later0", t));  // tracked, and drained by its one call
+}
+
+// Lines written by one component's logger while it lives.
+class LogCapture {
+ public:
+  explicit LogCapture(const std::string& component)
+      : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)),
+        logger_(Logger(component)),
+        level_(logger_->level()) {
+    sink_->set_pattern("%v");
+    logger_->sinks().push_back(sink_);
+    logger_->set_level(spdlog::level::info);
+  }
+  ~LogCapture() {
+    auto& sinks = logger_->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    logger_->set_level(level_);
+  }
+  std::vector<std::string> Lines() {
+    sink_->flush();
+    std::vector<std::string> lines;
+    std::istringstream in(out_.str());
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> logger_;
+  spdlog::level::level_enum level_;
+};
+
+TEST_CASE("a flood of refusals writes a bounded number of log lines and counts the rest",
+          "[grpc]") {
+  FakeClock clock(T0());
+  ca::Authority authority({}, clock);
+  authority.SetBundle(MakeBundle(T0()));
+  MetricsRegistry m;
+  ca::GrpcLimits limits;
+  limits.refusal_log_lines_per_second = 10;
+  ca::CsrService svc(authority, std::make_shared<FakeTokenReviewer>(), limits, m, clock);
+  const ca::PeerCredentials anonymous;
+  LogCapture log("grpc");
+  int refused = 0;
+  for (int i = 0; i < 10000; ++i) {
+    if (!svc.Handle(anonymous, {ca::CsrApi::kModern, "csr", 0}).ok()) ++refused;
+  }
+  CHECK(refused == 10000);
+  CHECK(CounterValue(m, "citadel_server_csr_refusal_count", {{"reason", "unauthenticated"}}) ==
+        10000);
+  std::vector<std::string> lines = log.Lines();
+  CHECK(lines.size() == 10);
+  // Another reason has its own allowance.
+  ca::PeerCredentials alice;
+  alice.has_cert = true;
+  alice.cert_uris = {kAlice};
+  CHECK_FALSE(svc.Handle(alice, {ca::CsrApi::kModern, "not a csr", 0}).ok());
+  CHECK(log.Lines().size() == 11);
+  // A second later the next line comes with the count of the lines held back.
+  clock.Advance(std::chrono::seconds(1));
+  CHECK_FALSE(svc.Handle(anonymous, {ca::CsrApi::kModern, "csr", 0}).ok());
+  lines = log.Lines();
+  REQUIRE(lines.size() == 13);
+  CHECK(lines[11].find("refusal lines suppressed reason=unauthenticated count=9990") !=
+        std::string::npos);
+  CHECK(lines[12].find("refused csr") != std::string::npos);
 }
 
 TEST_CASE("concurrency limiter never admits more than its bound", "[grpc]") {
@@ -281,6 +382,27 @@ TEST_CASE("the serving certificate is renewed past half its life without a resta
   CHECK(renewed.certs[0].NotBefore() > first.certs[0].NotBefore());
 }
 
+TEST_CASE("the serving key is held once and shared, not copied per handshake", "[grpc]") {
+  GrpcFixture f;
+  ca::ServingCert& serving = f.server->serving_cert();
+  auto a = Must(serving.Current());
+  auto b = Must(serving.Current());
+  CHECK(a.get() == b.get());  // the same snapshot, so the same key bytes
+  CHECK(a->key_pem.data() == b->key_pem.data());
+  // Handshakes take references too: the snapshot is shared by us and whoever asked.
+  const long holders = a.use_count();
+  REQUIRE(
+      Must(pki::FetchPeerChain(f.Address(), "istio-ca", std::chrono::seconds(10))).certs.size() >=
+      1);
+  CHECK(Must(serving.Current()).get() == a.get());
+  CHECK(a.use_count() == holders);  // no handshake kept a copy of its own
+  // Renewal replaces the snapshot whole; the old one lives only as long as its holders.
+  f.clock.Advance(a->leaf.Lifetime() / 2 + std::chrono::minutes(1));
+  auto renewed = Must(serving.Current());
+  CHECK(renewed.get() != a.get());
+  CHECK(renewed->generation == a->generation + 1);
+}
+
 TEST_CASE("ServingCert::Due decides on bundle change, half life and near expiry", "[grpc]") {
   TestCa ca;
   pki::PrivateKey key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
@@ -310,8 +432,10 @@ TEST_CASE("a root change is picked up by the next connection", "[grpc]") {
 
 TEST_CASE("liveness self-check goes through the gRPC server", "[grpc]") {
   GrpcFixture f;
-  Status s = f.server->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca",
-                                 std::chrono::seconds(10));
+  const std::string identity = ca::LivenessIdentity("cluster.local", "istio-system");
+  CHECK(identity == "spiffe://cluster.local/ns/istio-system/sa/istio-ca-liveness");
+  CHECK(f.server->Ready());
+  Status s = f.server->SelfCheck(identity, std::chrono::seconds(10));
   INFO(s.ToString());
   CHECK(s.ok());
   CHECK(CounterValue(f.metrics, "grpc_server_handled_total",
@@ -320,10 +444,8 @@ TEST_CASE("liveness self-check goes through the gRPC server", "[grpc]") {
                       {"grpc_type", "unary"},
                       {"grpc_code", "OK"}}) == 1);
   f.server->Stop();
-  CHECK_FALSE(
-      f.server
-          ->SelfCheck("spiffe://cluster.local/ns/istio-system/sa/istio-ca", std::chrono::seconds(2))
-          .ok());
+  CHECK_FALSE(f.server->Ready());
+  CHECK_FALSE(f.server->SelfCheck(identity, std::chrono::seconds(2)).ok());
 }
 
 TEST_CASE("metrics use Istio's names and count codes per method", "[grpc]") {
@@ -365,6 +487,48 @@ TEST_CASE("token review cache is bounded in size and lifetime; errors are not ca
   CHECK(inner->reviews == 6);
   REQUIRE(cache.Review("token:c:d").ok());
   CHECK(cache.size() == 2);
+}
+
+TEST_CASE("the token cache key is the token's SHA-256", "[grpc]") {
+  const std::string key = Must(ca::TokenCacheKey("abc"));
+  REQUIRE(key.size() == 32);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : key) hex += {kHex[c >> 4], kHex[c & 15]};
+  CHECK(hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("a token whose cache key cannot be computed is refused, never given a shared key",
+          "[grpc]") {
+  auto inner = std::make_shared<FakeTokenReviewer>();
+  FakeClock clock(T0());
+  bool digest_fails = false;
+  ca::TokenReviewCache cache(inner, clock, {}, [&](std::string_view token) -> Result<std::string> {
+    if (digest_fails) return Internal("digest failed");
+    return ca::TokenCacheKey(token);
+  });
+  digest_fails = true;
+  auto alice = cache.Review("token:ns1:alice");
+  CHECK_FALSE(alice.ok());
+  // Had both tokens got the same (empty) key, the forged one would be answered as alice.
+  auto forged = cache.Review("forged");
+  REQUIRE_FALSE(forged.ok());
+  CHECK(forged.status().code() != Code::kOk);
+  CHECK(cache.size() == 0);
+  // Through the authenticator the caller is told to retry, and nothing is issued.
+  ca::Authenticator authn("cluster.local", std::make_shared<ca::TokenReviewCache>(
+                                               inner, clock, ca::TokenCacheOptions{},
+                                               [](std::string_view) -> Result<std::string> {
+                                                 return Internal("digest failed");
+                                               }));
+  ca::PeerCredentials peer;
+  peer.authorization = {"Bearer token:ns1:alice"};
+  auto caller = authn.Authenticate(peer);
+  REQUIRE_FALSE(caller.ok());
+  CHECK(caller.status().code() == Code::kUnavailable);
+  digest_fails = false;
+  CHECK(cache.Review("token:ns1:alice").ok());
+  CHECK_FALSE(cache.Review("forged").ok());
 }
 
 TEST_CASE("bearer token extraction takes the first exact 'Bearer ' value", "[grpc]") {

@@ -4,10 +4,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
+#include "base/log.h"
+#include "ca/cmd/cli.h"
 #include "grpc_fixture.h"
 #include "pki/verify.h"
 
@@ -41,6 +45,19 @@ TEST_CASE("retry backoff doubles from the initial interval up to the cap", "[nod
   CHECK(ca::RetryBackoff(10, 1s, 5min, 0) == 5min);
   CHECK(ca::RetryBackoff(1000, 1s, 5min, 0) == 5min);
   CHECK(ca::RetryBackoff(1, 10s, 5min, 1.0) == 8s);
+}
+
+TEST_CASE("the legacy API's TTL is whole minutes from 1m, never rounded", "[node-agent]") {
+  CHECK(Must(ca::LegacyTtlMinutes(1min)) == 1);
+  CHECK(Must(ca::LegacyTtlMinutes(90min)) == 90);
+  CHECK(Must(ca::LegacyTtlMinutes(24h)) == 1440);
+  for (Duration bad : {Duration(20s), Duration(0s), Duration(90s), Duration(-1min),
+                       Duration(std::chrono::minutes(int64_t{INT32_MAX} + 1))}) {
+    INFO(FormatDuration(bad));
+    auto m = ca::LegacyTtlMinutes(bad);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.status().code() == Code::kInvalidArgument);
+  }
 }
 
 struct AgentFixture {
@@ -226,6 +243,81 @@ TEST_CASE("node agent with key and chain in different directories replaces each 
   CHECK_FALSE(fs::exists(f.dir / "..data"));
   auto key = Must(pki::PrivateKey::FromPem(Slurp(f.dir / "private" / "key.pem")));
   CHECK(pki::SamePublicKey(key.get(), f.Leaf().PublicKey()));
+}
+
+}  // namespace
+}  // namespace istioca::testing
+
+namespace istioca::testing {
+namespace {
+
+// `istio-ca ARGS...` in this process: exit status and what went to stderr.
+struct CliRun {
+  int exit_code;
+  std::string err;
+};
+CliRun RunIstioCa(std::vector<std::string> args) {
+  args.insert(args.begin(), "istio-ca");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::ostringstream err;
+  std::streambuf* saved = std::cerr.rdbuf(err.rdbuf());
+  const int code = ca::RunCli(static_cast<int>(argv.size()), argv.data());
+  std::cerr.rdbuf(saved);
+  REQUIRE(ConfigureLogging("info", false).ok());  // the subcommand set the process's level
+  return {code, err.str()};
+}
+
+TEST_CASE(
+    "node-agent --api legacy refuses a TTL that is not whole minutes, and sends the one given",
+    "[node-agent][cli]") {
+  AgentFixture f(/*legacy=*/true);
+  ClientCreds c = f.ca.ClientCert(kVm);
+  std::ofstream(f.dir / "cert-chain.pem") << c.chain_pem;
+  std::ofstream(f.dir / "key.pem") << c.key_pem;
+  auto agent_args = [&](const std::string& ttl) {
+    return std::vector<std::string>{"node-agent",
+                                    "--api",
+                                    "legacy",
+                                    "--workload-cert-ttl",
+                                    ttl,
+                                    "--once",
+                                    "--ca-address",
+                                    f.ca.Address(),
+                                    "--ca-server-name",
+                                    "istio-ca",
+                                    "--cert-chain",
+                                    f.options.cert_chain,
+                                    "--key",
+                                    f.options.key,
+                                    "--root-cert",
+                                    f.options.root_cert,
+                                    "--log_output_level",
+                                    "error"};
+  };
+  const double issued_before =
+      f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value();
+  for (const std::string ttl : {"20s", "90s"}) {
+    INFO(ttl);
+    CliRun r = RunIstioCa(agent_args(ttl));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.rfind("istio-ca node-agent: --workload-cert-ttl: ", 0) == 0);
+    CHECK(r.err.find("whole minutes") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  }
+  // Nothing was asked of the CA, and the files are untouched.
+  CHECK(f.ca.metrics.GetCounter("citadel_server_success_cert_issuance_count", "").Value() ==
+        issued_before);
+  CHECK(Slurp(f.dir / "cert-chain.pem") == c.chain_pem);
+
+  // A whole number of minutes reaches the CA as requested_ttl_minutes: the certificate has it.
+  CliRun ok = RunIstioCa(agent_args("90m"));
+  INFO(ok.err);
+  REQUIRE(ok.exit_code == 0);
+  const pki::Certificate leaf = f.Leaf();
+  const Duration lifetime = leaf.NotAfter() - f.ca.clock.Now();
+  CHECK(lifetime > 90min - 2s);
+  CHECK(lifetime <= 90min);
 }
 
 }  // namespace
