@@ -1,6 +1,6 @@
 // The bearer-token path end to end: gRPC call with a service-account JWT → the Kubernetes
-// TokenReviewer (ca/grpc/kube_token_reviewer.h) → the fake API server's TokenReview → certificate for
-// that service account. Audiences come from --token-audiences.
+// TokenReviewer (ca/grpc/kube_token_reviewer.h) → the fake API server's TokenReview → certificate
+// for that service account. Audiences come from --token-audiences.
 #include "ca/grpc/kube_token_reviewer.h"
 #include "grpc_fixture.h"
 #include "k8s/http_api.h"
