@@ -17,6 +17,7 @@
 #include <iostream>
 #include <thread>
 
+#include "base/base64.h"
 #include "k8s/objects.h"
 #include "pki/cert.h"
 #include "pki/issue.h"
@@ -59,7 +60,7 @@ long PeakRssKiB(pid_t pid) {
 }
 
 std::string Data(const fakeapi::OJson& s, const char* key) {
-  auto d = k8s::Base64Decode(s["data"][key].get<std::string>());
+  auto d = Base64Decode(s["data"][key].get<std::string>());
   return d.ok() ? *d : "";
 }
 
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
 
   // Phase 1: every secret exists and carries root 1 (cheap check while polling, full verify after).
   auto count_with_root = [&](const std::string& root_pem) {
-    const std::string want = k8s::Base64Encode(root_pem);  // compare encoded: polling stays cheap
+    const std::string want = Base64Encode(root_pem);  // compare encoded: polling stays cheap
     int n = 0;
     for (const auto& s : fake.All("secrets")) {
       if (s.value("type", "") == "istio.io/key-and-cert" &&

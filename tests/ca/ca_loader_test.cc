@@ -268,7 +268,7 @@ TEST_CASE("the reloader identifies the files by digest and holds none of their b
   WriteFile(f.files.signing_key, key_pem);
   CHECK_FALSE(reloader.CheckNow());
   CHECK(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total", "").Value() == 0);
-  WriteFile(f.files.signing_key, ca2.root_key.ToPem());
+  WriteFile(f.files.signing_key, Must(ca2.root_key.ToPem()).str());
   CHECK_FALSE(reloader.CheckNow());
   CHECK(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total", "").Value() == 1);
   // A change to one byte of a certificate file is seen too.

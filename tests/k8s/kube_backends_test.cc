@@ -147,7 +147,7 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
 
   // A key.pem that is not a key (emptied by someone) is reported as such.
   fakeapi::OJson broken = *f.server->Find("secrets", "demo", "istio.a");
-  broken["data"]["key.pem"] = k8s::Base64Encode("junk");
+  broken["data"]["key.pem"] = Base64Encode("junk");
   f.server->Put("secrets", "demo", broken);
   REQUIRE(Eventually([&] {
     auto g = store.Get(key);
@@ -272,7 +272,7 @@ TEST_CASE("token reviewer: service accounts only, audiences sent, no cache below
   CHECK(reviewer->Review("sa-token").ok());
   CHECK(f.server->requests() == before + 1);
   // ...and the one cache is the gRPC layer's, in front of it.
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   TokenReviewCache cached(reviewer, clock);
   CHECK(cached.Review("sa-token").ok());
   before = f.server->requests();
@@ -348,7 +348,7 @@ TEST_CASE("leader election: a leader that cannot renew stops leading at the rene
   // The elector's times come from the clock it is given: the deadline is reached by advancing
   // a FakeClock, one Round() at a time, without the thread or any sleep.
   FakeCluster f;
-  FakeClock clock(std::chrono::system_clock::now());
+  FakeClock clock(istioca::SystemClock::Get().Now());
   MetricsRegistry metrics;
   k8s::LeaseConfig cfg;
   cfg.identity = "replica-a";

@@ -169,7 +169,7 @@ TEST_CASE("a same-key re-issued root replaces the old one in the bundle at once"
   TrustState s = StableState(f.r1.cert.ToPem(), f.r1.pem(), f.r1.cert.NotAfter(), T0());
   pki::Certificate reissued =
       Must(pki::MakeSelfSignedRoot(f.r1.key, {"r1.example", 24h * 365}, T0() + 24h * 300));
-  TrustState r = Must(ReissueRoot(s, {reissued.ToPem(), f.r1.key.ToPem(), ""}));
+  TrustState r = Must(ReissueRoot(s, {reissued.ToPem(), Must(f.r1.key.ToPem()).str(), ""}));
   CHECK(r.stage == Stage::kStable);
   REQUIRE(r.roots.size() == 1);
   CHECK(r.roots[0].cert_pem == reissued.ToPem());

@@ -38,13 +38,13 @@ TEST_CASE("the active signer keeps Istio's istio-ca-secret keys", "[trust][state
   States s;
   StateMap prepared = SerializeTrustState(s.prepared);
   CHECK(prepared.at(kCaCertKey) == s.old_root.cert.ToPem());
-  CHECK(prepared.at(kCaKeyKey) == s.old_root.key.ToPem());
+  CHECK(prepared.at(kCaKeyKey) == Must(s.old_root.key.ToPem()).str());
   CHECK(prepared.at(kNextCertKey) == s.new_root.cert.ToPem());
   CHECK(prepared.count(kPreviousCertKey) == 0);
   StateMap active = SerializeTrustState(s.active);
   CHECK(active.at(kCaCertKey) == s.new_root.cert.ToPem());
   CHECK(active.at(kPreviousCertKey) == s.old_root.cert.ToPem());
-  CHECK(active.at(kPreviousKeyKey) == s.old_root.key.ToPem());
+  CHECK(active.at(kPreviousKeyKey) == Must(s.old_root.key.ToPem()).str());
   CHECK(active.count(kNextCertKey) == 0);
   auto j = nlohmann::json::parse(active.at(kStateKey));
   CHECK(j["version"] == kStateFormatVersion);

@@ -21,7 +21,7 @@ struct Root {
   Root(const std::string& org, Duration ttl, TimePoint now)
       : cert(Must(pki::MakeSelfSignedRoot(key, {org, ttl}, now))) {}
   pki::Signer signer() const { return {cert, key}; }
-  SignerPem pem() const { return {cert.ToPem(), key.ToPem(), ""}; }
+  SignerPem pem() const { return {cert.ToPem(), Must(key.ToPem()).str(), ""}; }
 };
 
 // An intermediate signer under `root`.
@@ -31,7 +31,7 @@ struct Intermediate {
   Intermediate(const Root& root, const std::string& org, Duration ttl, TimePoint now)
       : cert(Must(pki::IssueIntermediate(root.signer(), key.get(), {org, ttl}, now))) {}
   pki::Signer signer() const { return {cert, key}; }
-  SignerPem pem() const { return {cert.ToPem(), key.ToPem(), ""}; }
+  SignerPem pem() const { return {cert.ToPem(), Must(key.ToPem()).str(), ""}; }
 };
 
 // A stable state whose active signer is `signer` and whose bundle is `root`.
