@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/backoff.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "istio/v1/auth/ca_service.grpc.pb.h"
@@ -42,10 +43,8 @@ Result<int32_t> LegacyTtlMinutes(Duration ttl) {
 }
 
 Duration RetryBackoff(int failures, Duration initial, Duration max, double jitter) {
-  Duration d = initial;
-  for (int i = 1; i < failures && d < max; ++i) d *= 2;
-  d = std::min(d, max);
-  return std::chrono::duration_cast<Duration>(d * (1.0 - 0.2 * std::clamp(jitter, 0.0, 1.0)));
+  return std::chrono::duration_cast<Duration>(
+      BackoffDelay(std::max(failures, 1), initial, max, /*jitter_fraction=*/0.2, jitter));
 }
 
 namespace {

@@ -52,8 +52,8 @@ TimePoint RenewalTime(TimePoint not_before, TimePoint not_after, double jitter);
 // minute, or over INT32_MAX minutes) is kInvalidArgument with a one-line message, never
 // rounded: rounding 20s down would ask for the default (24h).
 Result<int32_t> LegacyTtlMinutes(Duration ttl);
-// Wait after the `failures`-th consecutive failure (1-based): initial x 2^(failures-1), capped
-// at max, shortened by up to 20% by `jitter` in [0, 1).
+// Wait after the `failures`-th consecutive failure (1-based): base/backoff.h's BackoffDelay,
+// initial x 2^(failures-1) capped at max, shortened by up to 20% by `jitter` in [0, 1).
 Duration RetryBackoff(int failures, Duration initial, Duration max, double jitter);
 
 class NodeAgent {

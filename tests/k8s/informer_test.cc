@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "tests/k8s/fixture.h"
+#include "tests/testing/wait.h"
 
 namespace istioca::k8s {
 namespace {
@@ -13,16 +14,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeCluster;
 
-// Waits for an asynchronous effect (another thread's event handling); never for a timer.
-template <class F>
-bool Eventually(F pred, std::chrono::milliseconds limit = 5000ms) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+// How long to wait for another thread's or process's progress (tests/testing/wait.h).
+using istioca::testing::WaitFor;
+constexpr std::chrono::milliseconds kWait = 5000ms;
 
 struct Recorder : InformerHandler {
   std::mutex mu;
@@ -88,12 +82,12 @@ TEST_CASE("informer: paged list, then events from the list's resourceVersion", "
   auto api = f.Client();
   Recorder rec;
   RunningInformer run(*api, SaOptions(), rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   CHECK(rec.Size() == 10);
   f.AddServiceAccount("ns0", "new");
-  REQUIRE(Eventually([&] { return rec.Has("ns0/new"); }));
+  REQUIRE(WaitFor([&] { return rec.Has("ns0/new"); }, kWait));
   f.server->Remove("serviceaccounts", "ns1", "sa1");
-  REQUIRE(Eventually([&] { return !rec.Has("ns1/sa1"); }));
+  REQUIRE(WaitFor([&] { return !rec.Has("ns1/sa1"); }, kWait));
   CHECK(run.informer.size() == 10);
   CHECK(run.informer.stats().lists == 1);
 }
@@ -107,10 +101,10 @@ TEST_CASE("informer: namespace scope", "[k8s][informer]") {
   InformerOptions o = SaOptions();
   o.ns = "a";
   RunningInformer run(*api, o, rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   f.AddServiceAccount("b", "z");
   f.AddServiceAccount("a", "w");
-  REQUIRE(Eventually([&] { return rec.Has("a/w"); }));
+  REQUIRE(WaitFor([&] { return rec.Has("a/w"); }, kWait));
   CHECK(rec.Size() == 2);
   CHECK_FALSE(rec.Has("b/z"));
 }
@@ -123,14 +117,14 @@ TEST_CASE(
   auto api = f.Client();
   Recorder rec;
   RunningInformer run(*api, SaOptions(), rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   // While the watch is broken, an SA disappears and one appears; then history expires.
   f.server->DropWatches();
   f.server->Remove("serviceaccounts", "a", "sa0");
   f.AddServiceAccount("a", "late");
   f.server->ExpireHistory();
-  REQUIRE(Eventually([&] { return !rec.Has("a/sa0") && rec.Has("a/late"); }));
-  REQUIRE(Eventually([&] { return run.informer.stats().lists >= 2; }));
+  REQUIRE(WaitFor([&] { return !rec.Has("a/sa0") && rec.Has("a/late"); }, kWait));
+  REQUIRE(WaitFor([&] { return run.informer.stats().lists >= 2; }, kWait));
   CHECK(rec.Size() == 4);
 }
 
@@ -140,15 +134,15 @@ TEST_CASE("informer: dropped watches and server errors are survived", "[k8s][inf
   auto api = f.Client();
   Recorder rec;
   RunningInformer run(*api, SaOptions(), rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   f.server->SetErrorRate(0.3);
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(Eventually([&] { return f.server->open_watches() > 0; }));
+    REQUIRE(WaitFor([&] { return f.server->open_watches() > 0; }, kWait));
     f.server->DropWatches();
     f.AddServiceAccount("a", "n" + std::to_string(i));
   }
   f.server->SetErrorRate(0);
-  REQUIRE(Eventually([&] { return rec.Size() == 6; }));
+  REQUIRE(WaitFor([&] { return rec.Size() == 6; }, kWait));
   CHECK(run.informer.stats().watches >= 2);
 }
 
@@ -158,10 +152,10 @@ TEST_CASE("informer: a restarted API server with kept state is followed", "[k8s]
   auto api = f.Client();
   Recorder rec;
   RunningInformer run(*api, SaOptions(), rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   REQUIRE(f.server->Restart().ok());
   f.AddServiceAccount("a", "after-restart");
-  REQUIRE(Eventually([&] { return rec.Has("a/after-restart"); }));
+  REQUIRE(WaitFor([&] { return rec.Has("a/after-restart"); }, kWait));
 }
 
 TEST_CASE("informer: resync fires on its period", "[k8s][informer]") {
@@ -171,10 +165,12 @@ TEST_CASE("informer: resync fires on its period", "[k8s][informer]") {
   InformerOptions o = SaOptions();
   o.resync = 100ms;
   RunningInformer run(*api, o, rec);
-  REQUIRE(Eventually([&] {
-    std::lock_guard<std::mutex> l(rec.mu);
-    return rec.resyncs >= 2;
-  }));
+  REQUIRE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> l(rec.mu);
+        return rec.resyncs >= 2;
+      },
+      kWait));
 }
 
 TEST_CASE("informer: secrets filtered by the istio field selector", "[k8s][informer]") {
@@ -191,12 +187,12 @@ TEST_CASE("informer: secrets filtered by the istio field selector", "[k8s][infor
   o.resource = kSecrets;
   o.field_selector = "type=istio.io/key-and-cert";
   RunningInformer run(*api, o, rec);
-  REQUIRE(Eventually([&] { return run.informer.synced(); }));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
   opaque["metadata"]["name"] = "other2";
   f.server->Put("secrets", "demo", opaque);
   istio["metadata"]["name"] = "istio.b";
   f.server->Put("secrets", "demo", istio);
-  REQUIRE(Eventually([&] { return rec.Has("demo/istio.b"); }));
+  REQUIRE(WaitFor([&] { return rec.Has("demo/istio.b"); }, kWait));
   CHECK(rec.Size() == 2);
   CHECK_FALSE(rec.Has("demo/other2"));
 }

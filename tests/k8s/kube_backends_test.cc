@@ -20,6 +20,7 @@
 #include "pki/key.h"
 #include "pki/verify.h"
 #include "tests/k8s/fixture.h"
+#include "tests/testing/wait.h"
 
 namespace istioca::ca {
 namespace {
@@ -29,15 +30,9 @@ using k8s::testing::FakeCluster;
 
 const bool kQuiet = ConfigureLogging("error", false).ok();
 
-template <class F>
-bool Eventually(F pred, std::chrono::milliseconds limit = 10000ms) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
+// How long to wait for another thread's or process's progress (tests/testing/wait.h).
+using istioca::testing::WaitFor;
+constexpr std::chrono::milliseconds kWait = 10000ms;
 
 KubeInformerTuning FastTuning() {
   KubeInformerTuning t;
@@ -60,7 +55,7 @@ TEST_CASE("secret store: the Secret written is exactly Istio's shape", "[kube][s
   FakeCluster f;
   KubeSecretStore store(ApiOf(f), {}, FastTuning());
   REQUIRE(store.Start().ok());
-  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return store.HasSynced(); }, kWait));
   REQUIRE(store.Create({"demo", "httpbin"}, Content("1")).ok());
   auto stored = f.server->Find("secrets", "demo", "istio.httpbin");
   REQUIRE(stored);
@@ -78,7 +73,7 @@ TEST_CASE("secret store: the controller's contract codes", "[kube][secrets]") {
   FakeCluster f;
   KubeSecretStore store(ApiOf(f), {}, FastTuning());
   REQUIRE(store.Start().ok());
-  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return store.HasSynced(); }, kWait));
   const ServiceAccountKey key{"demo", "a"};
   CHECK(store.Get(key).status().code() == Code::kNotFound);
   REQUIRE(store.Create(key, Content("1")).ok());
@@ -116,7 +111,7 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
   FakeCluster f;
   KubeSecretStore store(ApiOf(f), {}, FastTuning());
   REQUIRE(store.Start().ok());
-  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return store.HasSynced(); }, kWait));
   const ServiceAccountKey key{"demo", "a"};
   const std::string key_pem =
       "-----BEGIN PRIVATE KEY-----\nTW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw=\n-----END PRIVATE "
@@ -124,7 +119,7 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
   WorkloadSecret secret{"CHAIN-1", key_pem, "ROOT", ""};
   REQUIRE(store.Create(key, secret).ok());
   // The write and its watch echo have both reached the cache: neither kept the key.
-  REQUIRE(Eventually([&] { return store.Get(key).ok(); }));
+  REQUIRE(WaitFor([&] { return store.Get(key).ok(); }, kWait));
   CHECK(store.CacheContains("CHAIN-1"));  // the accessor does see cached content
   CHECK_FALSE(store.CacheContains("TW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw="));
   CHECK_FALSE(store.CacheContains("PRIVATE KEY"));
@@ -149,10 +144,12 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
   fakeapi::OJson broken = *f.server->Find("secrets", "demo", "istio.a");
   broken["data"]["key.pem"] = Base64Encode("junk");
   f.server->Put("secrets", "demo", broken);
-  REQUIRE(Eventually([&] {
-    auto g = store.Get(key);
-    return g.ok() && !g->KeyLooksValid();
-  }));
+  REQUIRE(WaitFor(
+      [&] {
+        auto g = store.Get(key);
+        return g.ok() && !g->KeyLooksValid();
+      },
+      kWait));
   store.Stop();
 }
 
@@ -169,7 +166,7 @@ TEST_CASE("secret store: only istio secrets in the listened namespaces are seen"
   f.server->Put("secrets", "in", opaque);
   KubeSecretStore store(ApiOf(f), {"in"}, FastTuning());
   REQUIRE(store.Start().ok());
-  REQUIRE(Eventually([&] { return store.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return store.HasSynced(); }, kWait));
   auto list = store.List();
   REQUIRE(list.ok());
   CHECK(*list == std::vector<ServiceAccountKey>{{"in", "a"}});
@@ -189,13 +186,13 @@ TEST_CASE("service account source: events notify the controller; existence from 
   });
   CHECK(sas.Exists({"a", "x"}).status().code() == Code::kUnavailable);  // not synced yet
   REQUIRE(sas.Start().ok());
-  REQUIRE(Eventually([&] { return sas.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return sas.HasSynced(); }, kWait));
   CHECK(*sas.Exists({"a", "x"}));
   f.AddServiceAccount("b", "y");
   f.AddServiceAccount("c", "z");  // not listened
-  REQUIRE(Eventually([&] { return *sas.Exists({"b", "y"}); }));
+  REQUIRE(WaitFor([&] { return *sas.Exists({"b", "y"}); }, kWait));
   f.server->Remove("serviceaccounts", "a", "x");
-  REQUIRE(Eventually([&] { return !*sas.Exists({"a", "x"}); }));
+  REQUIRE(WaitFor([&] { return !*sas.Exists({"a", "x"}); }, kWait));
   CHECK(sas.List()->size() == 1);
   std::lock_guard<std::mutex> l(mu);
   CHECK(std::find(notified.begin(), notified.end(), ServiceAccountKey{"a", "x"}) != notified.end());
@@ -377,7 +374,7 @@ TEST_CASE("leader election loop: callbacks, metric, release on stop", "[kube][le
   std::atomic<int> became{0}, lost{0};
   KubeLeaderElector a(ApiOf(f), cfg, SystemClock::Get(), metrics);
   REQUIRE(a.Start([&](bool leading) { (leading ? became : lost)++; }).ok());
-  REQUIRE(Eventually([&] { return a.leading(); }));
+  REQUIRE(WaitFor([&] { return a.leading(); }, kWait));
   CHECK(metrics.GetGauge("istio_ca_leader", "", {{"identity", "replica-a"}}).Value() == 1);
   a.Stop();
   CHECK(became == 1);
@@ -412,14 +409,14 @@ TEST_CASE("sync gate: notifications wait for every backend's first list, then al
   sas.SetHandler(record);
   store.SetHandler(record);
   REQUIRE(sas.Start().ok());
-  REQUIRE(Eventually([&] { return sas.HasSynced(); }));
+  REQUIRE(WaitFor([&] { return sas.HasSynced(); }, kWait));
   {
     std::lock_guard<std::mutex> l(mu);
     CHECK(seen.empty());  // the secret store has not listed yet
   }
   CHECK_FALSE(gate->open());
   REQUIRE(store.Start().ok());
-  REQUIRE(Eventually([&] { return gate->open(); }));
+  REQUIRE(WaitFor([&] { return gate->open(); }, kWait));
   std::lock_guard<std::mutex> l(mu);
   CHECK(seen == std::multiset<std::string>{"a/orphan", "a/x", "a/y"});
 }
@@ -454,7 +451,7 @@ struct KubeControllerFixture {
   void Start() {
     REQUIRE(sas.Start().ok());
     REQUIRE(store.Start().ok());
-    REQUIRE(Eventually([&] { return sas.HasSynced() && store.HasSynced(); }));
+    REQUIRE(WaitFor([&] { return sas.HasSynced() && store.HasSynced(); }, kWait));
     controller->Start();
   }
   ~KubeControllerFixture() {
@@ -502,20 +499,23 @@ TEST_CASE("controller on Kubernetes: SA add/delete, secret deleted, orphan, one 
   orphan["type"] = "istio.io/key-and-cert";
   k.f.server->Put("secrets", "ns0", orphan);
   k.Start();
-  REQUIRE(Eventually([&] { return k.Converged(); }));
+  REQUIRE(WaitFor([&] { return k.Converged(); }, kWait));
   for (const auto& [key, n] : k.f.server->AllWrites("secrets")) {
     INFO(key);
     if (key != "ns0/istio.gone") CHECK(n == 1);
   }
 
   k.f.AddServiceAccount("ns1", "new");
-  REQUIRE(Eventually([&] { return k.f.server->Find("secrets", "ns1", "istio.new").has_value(); }));
+  REQUIRE(
+      WaitFor([&] { return k.f.server->Find("secrets", "ns1", "istio.new").has_value(); }, kWait));
   k.f.server->Remove("serviceaccounts", "ns1", "new");
-  REQUIRE(Eventually([&] { return !k.f.server->Find("secrets", "ns1", "istio.new").has_value(); }));
+  REQUIRE(
+      WaitFor([&] { return !k.f.server->Find("secrets", "ns1", "istio.new").has_value(); }, kWait));
   // A secret deleted while its SA exists comes back.
   k.f.server->Remove("secrets", "ns2", "istio.sa2");
-  REQUIRE(Eventually([&] { return k.f.server->Find("secrets", "ns2", "istio.sa2").has_value(); }));
-  REQUIRE(Eventually([&] { return k.Converged(); }));
+  REQUIRE(
+      WaitFor([&] { return k.f.server->Find("secrets", "ns2", "istio.sa2").has_value(); }, kWait));
+  REQUIRE(WaitFor([&] { return k.Converged(); }, kWait));
   // A resync with nothing to do writes nothing.
   auto before = k.f.server->AllWrites("secrets");
   k.controller->SyncAll();
@@ -551,7 +551,7 @@ TEST_CASE("controller on Kubernetes: converges through 20% errors, dropped watch
   // Faults stop: within two resyncs everything is right.
   k.controller->SyncAll();
   k.controller->SyncAll();
-  REQUIRE(Eventually([&] { return k.Converged(); }));
+  REQUIRE(WaitFor([&] { return k.Converged(); }, kWait));
   CHECK(k.f.server->injected_errors() > 0);
   CHECK(written >= 39);
   CHECK(mismatched == 0);

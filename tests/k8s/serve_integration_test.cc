@@ -16,6 +16,7 @@
 #include "pki/cert.h"
 #include "pki/verify.h"
 #include "tests/k8s/fixture.h"
+#include "tests/testing/wait.h"
 
 extern char** environ;
 
@@ -25,15 +26,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeCluster;
 
-template <class F>
-bool Eventually(F pred, std::chrono::milliseconds limit = 20000ms) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
+// How long to wait for another thread's or process's progress (tests/testing/wait.h).
+using istioca::testing::WaitFor;
+constexpr std::chrono::milliseconds kWait = 20000ms;
 
 struct Replica {
   pid_t pid = -1;
@@ -130,7 +125,7 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
     c.f.AddServiceAccount("ns" + std::to_string(i % 3), "sa" + std::to_string(i));
   std::vector<std::unique_ptr<Replica>> replicas;
   for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<Replica>(c.kubeconfig, c.Log()));
-  bool converged = Eventually([&] { return c.Converged(); });
+  bool converged = WaitFor([&] { return c.Converged(); }, kWait);
   INFO("replica logs:\n" << c.LogText());
   REQUIRE(converged);
   CHECK(c.f.server->Writes("secrets", "istio-system", "istio-ca-secret") == 1);
@@ -150,7 +145,7 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
   // extra write ends the window with a failure.
   pid_t leader = PidOf(holder);
   kill(leader, SIGHUP);
-  const bool rewritten = Eventually(
+  const bool rewritten = WaitFor(
       [&] {
         for (const auto& [key, n] : c.f.server->AllWrites("secrets")) {
           if (n != 1) return true;
@@ -170,17 +165,18 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
   REQUIRE(it != replicas.end());
   int status = (*it)->Stop(SIGTERM);
   CHECK(WIFEXITED(status));
-  REQUIRE(Eventually([&] { return !c.Holder().empty() && c.Holder() != holder; }, 10000ms));
+  REQUIRE(WaitFor([&] { return !c.Holder().empty() && c.Holder() != holder; }, 10000ms));
   c.f.AddServiceAccount("ns0", "after-handover");
-  REQUIRE(Eventually(
-      [&] { return c.f.server->Find("secrets", "ns0", "istio.after-handover").has_value(); }));
+  REQUIRE(WaitFor(
+      [&] { return c.f.server->Find("secrets", "ns0", "istio.after-handover").has_value(); },
+      kWait));
 
   // Dropped watches and a forced relist: the new leader still follows.
   c.f.server->DropWatches();
   c.f.server->ExpireHistory();
   c.f.server->Remove("serviceaccounts", "ns1", "sa1");
   c.f.AddServiceAccount("ns2", "after-relist");
-  REQUIRE(Eventually([&] { return c.Converged(); }));
+  REQUIRE(WaitFor([&] { return c.Converged(); }, kWait));
   CHECK(c.f.server->Writes("secrets", "istio-system", "istio-ca-secret") == 1);
 }
 
