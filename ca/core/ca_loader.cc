@@ -188,26 +188,9 @@ bool CaReloader::CheckNow(bool force) {
 }
 
 void CaReloader::Start(Duration interval) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this, interval] {
-    std::unique_lock<std::mutex> l(mu_);
-    while (!cv_.wait_for(l, interval, [this] { return stopping_; })) {
-      l.unlock();
-      CheckNow();
-      l.lock();
-    }
-  });
+  poller_.Every(interval, [this] { CheckNow(); });
 }
 
-void CaReloader::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void CaReloader::Stop() { poller_.Stop(); }
 
 }  // namespace istioca::ca

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/metrics.h"
+#include "base/periodic.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
@@ -78,10 +79,7 @@ class CaReloader {
   mutable std::mutex check_mu_;
   std::string current_fingerprint_;   // digests of the files now serving
   std::string rejected_fingerprint_;  // digests of the content last rejected (logged once)
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicThread poller_;
 };
 
 }  // namespace istioca::ca

@@ -74,44 +74,28 @@ bool LivenessProber::RunOnce() {
 }
 
 void LivenessProber::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    // Touch every interval/2 while healthy; run the self-check every check_interval.
-    const auto touch = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::max<Duration>(touch_interval_ / 2, std::chrono::milliseconds(100)));
-    const auto check =
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(check_interval_);
-    auto next_check = std::chrono::steady_clock::now();
-    std::unique_lock<std::mutex> l(mu_);
-    while (!stopping_) {
-      l.unlock();
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= next_check) {
-        RunOnce();
-        next_check = now + check;
-      } else if (healthy_) {
-        Status w = WriteFileAtomic(path_, "ok\n");
-        (void)w;
-      }
-      l.lock();
-      cv_.wait_for(l, std::min(touch, next_check - std::chrono::steady_clock::now()),
-                   [this] { return stopping_; });
+  if (thread_.running()) return;
+  // Touch every interval/2 while healthy; run the self-check every check_interval (first at once).
+  const Duration touch = std::max<Duration>(touch_interval_ / 2, std::chrono::milliseconds(100));
+  auto next_check = std::chrono::steady_clock::now();
+  thread_.Start(Duration::zero(), [this, touch, next_check]() mutable {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_check) {
+      RunOnce();
+      next_check =
+          now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(check_interval_);
+    } else if (healthy_) {
+      Status w = WriteFileAtomic(path_, "ok\n");
+      (void)w;  // a failed touch shows as a stale file; RunOnce logs write failures
     }
+    return std::min(touch, std::chrono::duration_cast<Duration>(next_check - now));
   });
 }
 
 void LivenessProber::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) {
-    thread_.join();
-    unlink(path_.c_str());
-  }
+  const bool was_running = thread_.running();
+  thread_.Stop();
+  if (was_running) unlink(path_.c_str());
 }
 
 }  // namespace istioca::ca

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/metrics.h"
+#include "base/periodic.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
@@ -49,11 +50,8 @@ class LivenessProber {
   const Duration touch_interval_;
   const Duration check_interval_;
   Counter& failures_;
-  bool healthy_ = true;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  bool healthy_ = true;  // used by the prober thread (and RunOnce in tests) only
+  PeriodicThread thread_;
 };
 
 }  // namespace istioca::ca

@@ -73,28 +73,12 @@ const ListingCache::Entries& ListingCache::Read(const std::string& path) {
 // ---- DirectoryPoller ------------------------------------------------------------------------
 
 void DirectoryPoller::Start() {
+  if (thread_.running()) return;
   PollOnce();
-  std::lock_guard<std::mutex> lock(stop_mu_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(stop_mu_);
-    while (!stop_cv_.wait_for(lock, interval_, [this] { return stopping_; })) {
-      lock.unlock();
-      PollOnce();
-      lock.lock();
-    }
-  });
+  thread_.Every(interval_, [this] { PollOnce(); });
 }
 
-void DirectoryPoller::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void DirectoryPoller::Stop() { thread_.Stop(); }
 
 void DirectoryPoller::PollOnce() {
   std::set<ServiceAccountKey> now = scan_();

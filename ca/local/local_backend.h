@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/periodic.h"
 #include "base/status.h"
 #include "ca/controller/controller.h"
 
@@ -87,10 +88,7 @@ class DirectoryPoller {
   mutable std::mutex mu_;
   std::set<ServiceAccountKey> keys_;
   std::atomic<bool> synced_{false};
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicThread thread_;
 };
 
 // DIR/serviceaccounts/<ns>/<sa>.
