@@ -28,7 +28,7 @@ Status ServingCert::RenewLocked(std::shared_ptr<const CaBundle> bundle) {
   ASSIGN_OR_RETURN(pki::PrivateKey key, pki::PrivateKey::Generate(pki::KeyType::kEcP256));
   ASSIGN_OR_RETURN(IssuedCert issued, authority_.Sign(key.get(), {}, dns_names_, Duration::zero()));
   ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
-  auto next = std::make_shared<const Snapshot>(Snapshot{key_pem.str(), issued.CertChainPem(),
+  auto next = std::make_shared<const Snapshot>(Snapshot{std::move(key_pem), issued.CertChainPem(),
                                                         issued.RootCertPem(), issued.leaf,
                                                         current_ ? current_->generation + 1 : 1});
   Logger("grpc")->info("serving certificate issued serial={} not_after={} generation={}",
@@ -95,7 +95,7 @@ grpc_ssl_certificate_config_reload_status FetchConfig(void* user,
   // copies the PEM strings (gpr_strdup) into a config it owns and frees later without cleansing;
   // the C API has no way to lend it our buffer. So there is one gRPC-held copy of the key per
   // serving certificate (not per handshake), outside our control.
-  grpc_ssl_pem_key_cert_pair pair{snap.key_pem.c_str(), snap.chain_pem.c_str()};
+  grpc_ssl_pem_key_cert_pair pair{snap.key_pem.str().c_str(), snap.chain_pem.c_str()};
   *config = grpc_ssl_server_certificate_config_create(snap.roots_pem.c_str(), &pair, 1);
   if (*config == nullptr) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
   state->last_returned = snap.generation;

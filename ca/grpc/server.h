@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "base/metrics.h"
+#include "base/secret.h"
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
@@ -51,7 +52,7 @@ class ServingCert {
   // Immutable once made; replaced whole on renewal. The key exists once per certificate: every
   // caller shares this object, and its PEM is cleansed when the last holder lets it go.
   struct Snapshot {
-    std::string key_pem;
+    SecretString key_pem;   // wiped when the last handshake holding this snapshot lets go
     std::string chain_pem;  // leaf + intermediates
     std::string roots_pem;  // client certificates are verified against these
     pki::Certificate leaf;
