@@ -1,5 +1,6 @@
 // Arbitrary strings as Go-style durations, and arbitrary nanosecond counts through the
 // formatter: nothing may crash or overflow, and what FormatDuration prints must parse.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -27,7 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size >= sizeof(int64_t)) {
     int64_t ns;
     std::memcpy(&ns, data, sizeof ns);
-    CheckFormat(Duration(ns));
+    // Durations count microseconds; the nanosecond count keeps the value within what Go-style
+    // durations (and ParseDuration) can express, which is what flags and FormatDuration handle.
+    CheckFormat(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ns)));
   }
   return 0;
 }

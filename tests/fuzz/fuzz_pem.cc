@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include "base/base64.h"
 #include "pki/cert.h"
 #include "pki/key.h"
 #include "pki/pem.h"
 #include "tests/fuzz/fuzz_check.h"
 
+using namespace istioca;
 using namespace istioca::pki;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
