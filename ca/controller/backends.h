@@ -5,12 +5,14 @@
 // names a concrete one.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "base/time.h"
 
 namespace istioca::ca {
 
@@ -99,6 +101,32 @@ class SecretStore {
   virtual Status Create(const ServiceAccountKey& key, const WorkloadSecret& secret) = 0;
   virtual Status Update(const ServiceAccountKey& key, const WorkloadSecret& secret) = 0;
   virtual Status Delete(const ServiceAccountKey& key) = 0;
+};
+
+// How far one bundle generation has been published by a BundlePublisher.
+struct BundleProgress {
+  uint64_t generation = 0;              // the generation last passed to Publish (0: none yet)
+  size_t updated = 0;                   // objects carrying it
+  size_t total = 0;                     // objects that must carry it
+  std::optional<TimePoint> last_write;  // when the last of the `updated` objects was written
+  bool synced = false;                  // every object in scope has been listed at least once
+};
+
+// Where the trust bundle is published besides the workload secrets. Kubernetes: the ConfigMap
+// `istio-ca-root-cert` (data key `root-cert.pem`, label istio.io/config=true) in every listened
+// namespace, created, kept equal and re-created when deleted (ca/kube/root_cert_publisher.h).
+// Local mode has none (the trust loop writes DIR/ca/root-cert.pem itself). Thread-safe. Runs on
+// the leader only: Start() when leadership is acquired, Stop() when lost.
+class BundlePublisher {
+ public:
+  virtual ~BundlePublisher() = default;
+  // The bundle every object must carry from now on. Returns at once; the writes happen in the
+  // background, one per object whose content differs, at the client's QPS limit, retried with
+  // backoff. May be called before Start().
+  virtual void Publish(const std::string& bundle_pem, uint64_t generation) = 0;
+  virtual BundleProgress Progress() const = 0;
+  virtual Status Start() = 0;
+  virtual void Stop() = 0;
 };
 
 // Runs the secret controller only while leading (Kubernetes Lease). Absent: always leading.

@@ -83,9 +83,10 @@ Result<std::map<std::string, std::vector<std::string>>> ParseCustomDnsNames(std:
 struct Backends {
   std::unique_ptr<ServiceAccountSource> service_accounts;
   std::unique_ptr<SecretStore> secrets;
-  std::unique_ptr<CaStore> ca_store;              // used in self-signed mode
-  std::shared_ptr<TokenReviewer> token_reviewer;  // null in local mode
-  std::unique_ptr<LeaderElector> leader;          // null: always leading
+  std::unique_ptr<CaStore> ca_store;                  // used in self-signed mode
+  std::shared_ptr<TokenReviewer> token_reviewer;      // null in local mode
+  std::unique_ptr<LeaderElector> leader;              // null: always leading
+  std::unique_ptr<BundlePublisher> bundle_publisher;  // null in local mode
 };
 
 // What a component gets from the daemon. References stay valid until the component is stopped.
