@@ -52,6 +52,7 @@ struct ServeFlags {
   std::string self_signed_ttl = "87600h", workload_ttl = "24h", max_ttl = "2160h";
   std::string min_grace = "10m", liveness_interval = "0s", probe_check_interval = "30s";
   std::string resync = "1m";
+  std::string propagation_delay = "2m", root_check_interval = "1h";
   std::string custom_dns;
   std::string log_level = "info";
 };
@@ -76,6 +77,10 @@ Status Finish(ServeFlags& f, const CLI::App& cmd) {
   RETURN_IF_ERROR(
       Duration("--probe-check-interval", f.probe_check_interval, o.probe_check_interval));
   RETURN_IF_ERROR(Duration("--resync-period", f.resync, o.resync_period));
+  RETURN_IF_ERROR(
+      Duration("--trust-propagation-delay", f.propagation_delay, o.trust_propagation_delay));
+  RETURN_IF_ERROR(Duration("--self-signed-root-cert-check-interval", f.root_check_interval,
+                           o.self_signed_root_cert_check_interval));
   auto ck = pki::ParseKeyType(f.ca_key_type);
   if (!ck.ok()) return InvalidArgument("--ca-key-type: " + ck.status().message());
   o.ca_key_type = *ck;
@@ -173,6 +178,19 @@ void RegisterServe(CLI::App& app, CommandContext& ctx) {
       ->group(kCa);
   cmd->add_option("--ca-key-type", f->ca_key_type,
                   "Self-signed root key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096")
+      ->group(kCa);
+  cmd->add_option("--trust-propagation-delay", f->propagation_delay,
+                  "How long kubelets may take to show a written secret or ConfigMap to pods; a "
+                  "new signer activates no sooner after the last bundle write")
+      ->group(kCa);
+  cmd->add_option("--self-signed-root-cert-grace-period-percentile",
+                  o.self_signed_root_cert_grace_period_percentile,
+                  "Re-issue the self-signed root (same key) when less than this percent of its "
+                  "life remains")
+      ->check(CLI::Range(0.0, 100.0))
+      ->group(kCa);
+  cmd->add_option("--self-signed-root-cert-check-interval", f->root_check_interval,
+                  "How often the self-signed root's remaining life is checked")
       ->group(kCa);
   cmd->add_option("--signing-cert", o.signing_cert,
                   "Plugged-in CA: signing certificate (PEM); watched and reloaded")

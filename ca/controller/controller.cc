@@ -217,7 +217,10 @@ std::optional<Controller::Work> Controller::Plan(const ServiceAccountKey& key, b
           observed.rotation.reason = RotationReason::kNone;
         }
       }
-      known_[key] = Known{chain_hash, *leaf, refresh_at};
+      const size_t roots_hash = std::hash<std::string>{}(secret->root_cert_pem);
+      const TimePoint carried_since =
+          k != known_.end() && k->second.roots_hash == roots_hash ? k->second.carried_since : now;
+      known_[key] = Known{chain_hash, *leaf, refresh_at, roots_hash, carried_since};
     } else {
       known_.erase(key);
     }
@@ -359,7 +362,8 @@ Status Controller::Execute(const Work& w) {
     const TimePoint floor =
         clock_.Now() + std::chrono::duration_cast<TimePoint::duration>(options_.resync_period);
     if (refresh_at <= clock_.Now()) refresh_at = floor;
-    known_[w.key] = Known{std::hash<std::string>{}(secret.cert_chain_pem), pl, refresh_at};
+    known_[w.key] = Known{std::hash<std::string>{}(secret.cert_chain_pem), pl, refresh_at,
+                          std::hash<std::string>{}(secret.root_cert_pem), clock_.Now()};
   }
   if (w.action == SecretAction::kCreate) {
     created_count_.Inc();
@@ -439,6 +443,20 @@ std::optional<TimePoint> Controller::EarliestExpiry() const {
     if (!earliest || k.leaf.not_after < *earliest) earliest = k.leaf.not_after;
   }
   return earliest;
+}
+
+BundleProgress Controller::BundleCarried(const std::string& roots_pem) const {
+  const size_t want = std::hash<std::string>{}(roots_pem);
+  BundleProgress p;
+  std::lock_guard<std::mutex> lock(mu_);
+  p.total = known_.size();
+  for (const auto& [key, k] : known_) {
+    if (k.roots_hash != want) continue;
+    p.updated++;
+    if (!p.last_write || k.carried_since > *p.last_write) p.last_write = k.carried_since;
+  }
+  p.synced = synced_;
+  return p;
 }
 
 size_t Controller::ManagedCount() const {

@@ -110,12 +110,19 @@ class Controller {
   // "seconds until the first managed certificate expires" gauge).
   std::optional<TimePoint> EarliestExpiry() const;
   size_t ManagedCount() const;
+  // How many managed secrets carry `roots_pem` as their root-cert.pem (of how many), and when the
+  // last of those was written; a secret found already carrying it (after a restart) counts as
+  // written when first seen, which is never earlier than the real write. `generation` is left 0
+  // for the caller; `synced` is Synced().
+  BundleProgress BundleCarried(const std::string& roots_pem) const;
 
  private:
   struct Known {            // what we last saw/wrote for a key
     size_t chain_hash = 0;  // of cert-chain.pem: unchanged content is not parsed again
     PublishedLeaf leaf;
     TimePoint refresh_at{};
+    size_t roots_hash = 0;      // of root-cert.pem
+    TimePoint carried_since{};  // when we wrote, or first saw, that root-cert.pem
   };
   struct Failure {
     int count = 0;

@@ -61,6 +61,7 @@ std::string IssuedCert::RootCertPem() const {
 }
 
 void Authority::SetBundle(std::shared_ptr<const CaBundle> bundle) {
+  std::unique_lock<std::shared_mutex> drain(sign_mu_);
   std::lock_guard<std::mutex> lock(mu_);
   bundle_ = std::move(bundle);
 }
@@ -85,6 +86,7 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
                                    const std::vector<std::string>& dns_names,
                                    Duration requested_ttl) const {
   ASSIGN_OR_RETURN(Duration ttl, EffectiveTtl(requested_ttl));
+  std::shared_lock<std::shared_mutex> signing(sign_mu_);
   std::shared_ptr<const CaBundle> bundle = Bundle();
   if (bundle == nullptr) return Unavailable("the CA is not ready");
   auto leaf = pki::IssueLeaf(bundle->signer, subject_key, {uris, dns_names, ttl}, clock_.Now());
@@ -95,7 +97,18 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
     }
     return leaf.status();
   }
+  const int64_t not_after_us = leaf->NotAfter().time_since_epoch().count();
+  int64_t seen = latest_not_after_us_.load(std::memory_order_relaxed);
+  while (not_after_us > seen && !latest_not_after_us_.compare_exchange_weak(
+                                    seen, not_after_us, std::memory_order_acq_rel)) {
+  }
   return IssuedCert{std::move(leaf).value(), bundle->Intermediates(), bundle->roots};
+}
+
+std::optional<TimePoint> Authority::LatestIssuedNotAfter() const {
+  const int64_t us = latest_not_after_us_.load(std::memory_order_acquire);
+  if (us == INT64_MIN) return std::nullopt;
+  return TimePoint(TimePoint::duration(us));
 }
 
 }  // namespace istioca::ca

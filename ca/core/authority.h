@@ -6,9 +6,13 @@
 // SetBundle(). Sign() is thread-safe and never blocks on a reload: it takes a snapshot.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -63,8 +67,8 @@ class Authority {
   Authority(IssuancePolicy policy, const Clock& clock)
       : policy_(std::move(policy)), clock_(clock) {}
 
-  // Replaces the bundle (the caller has validated it). Signing continues on the old snapshot
-  // until this returns.
+  // Replaces the bundle (the caller has validated it). Returns once every Sign that took the old
+  // bundle has finished, so LatestIssuedNotAfter() read afterwards covers all of them.
   void SetBundle(std::shared_ptr<const CaBundle> bundle);
   // Null until a bundle has been set.
   std::shared_ptr<const CaBundle> Bundle() const;
@@ -80,11 +84,23 @@ class Authority {
   // The TTL that Sign would use, or InvalidArgument.
   Result<Duration> EffectiveTtl(Duration requested_ttl) const;
 
+  // The latest NotAfter of any certificate this Authority has signed (unset before the first).
+  // The trust lifecycle reads it to know until when certificates handed out with a bundle, or
+  // under a signer, stay valid (DESIGN "Trust lifecycle" rules 2 and 3). Raised before Sign
+  // returns, so a reader that swapped the bundle and then reads it covers everything signed
+  // under the old bundle.
+  std::optional<TimePoint> LatestIssuedNotAfter() const;
+
  private:
   const IssuancePolicy policy_;
   const Clock& clock_;
   mutable std::mutex mu_;
   std::shared_ptr<const CaBundle> bundle_;
+  // Held shared by each Sign from its snapshot until its NotAfter is recorded; SetBundle takes it
+  // exclusively to wait for the signs on the old bundle.
+  mutable std::shared_mutex sign_mu_;
+  // Microseconds since the epoch of the latest NotAfter signed; INT64_MIN: none yet.
+  mutable std::atomic<int64_t> latest_not_after_us_{INT64_MIN};
 };
 
 }  // namespace istioca::ca

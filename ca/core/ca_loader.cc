@@ -123,9 +123,7 @@ CaReloader::CaReloader(Authority& authority, PluggedCaFiles files, const Clock& 
 
 CaReloader::~CaReloader() { Stop(); }
 
-namespace {
-// SHA-256 per file (or why it could not be read): identifies the content without keeping it.
-std::string Fingerprint(const PluggedCaFiles& f) {
+std::string PluggedFilesFingerprint(const PluggedCaFiles& f) {
   std::string out;
   for (const std::string* p : {&f.signing_cert, &f.signing_key, &f.root_cert, &f.cert_chain}) {
     if (p->empty()) continue;
@@ -135,7 +133,6 @@ std::string Fingerprint(const PluggedCaFiles& f) {
   }
   return out;
 }
-}  // namespace
 
 std::string CaReloader::fingerprint() const {
   std::lock_guard<std::mutex> lock(check_mu_);
@@ -144,7 +141,7 @@ std::string CaReloader::fingerprint() const {
 
 Status CaReloader::LoadInitial() {
   std::lock_guard<std::mutex> lock(check_mu_);
-  const std::string fp = Fingerprint(files_);
+  const std::string fp = PluggedFilesFingerprint(files_);
   ASSIGN_OR_RETURN(auto bundle, LoadPluggedCa(files_, clock_.Now()));
   authority_.SetBundle(bundle);
   current_fingerprint_ = fp;
@@ -156,7 +153,7 @@ Status CaReloader::LoadInitial() {
 
 bool CaReloader::CheckNow(bool force) {
   std::unique_lock<std::mutex> lock(check_mu_);
-  const std::string fp = Fingerprint(files_);
+  const std::string fp = PluggedFilesFingerprint(files_);
   if (!force && fp == current_fingerprint_) {
     failing_.Set(0);
     return false;

@@ -48,6 +48,9 @@ struct PluggedCaFiles {
   std::string cert_chain;  // optional: intermediates between the signing cert and the root
 };
 Result<std::shared_ptr<const CaBundle>> LoadPluggedCa(const PluggedCaFiles& files, TimePoint now);
+// SHA-256 per file (or why it could not be read): identifies the files' content without keeping
+// it (the signing key's bytes never stay in memory for change detection).
+std::string PluggedFilesFingerprint(const PluggedCaFiles& files);
 
 // Watches plugged-in CA files and swaps validated bundles into `authority`.
 class CaReloader {

@@ -5,6 +5,7 @@
 // only; ca/ca_loader.h turns it into a validated CaBundle.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "base/status.h"
@@ -29,11 +30,24 @@ inline constexpr const char* kCaSecretType = "istio.io/ca-root";
 //   Load:   kNotFound when nothing is stored; other errors are retried by the caller.
 //   Create: stores `ca` only if nothing is stored yet; kAlreadyExists otherwise. Two replicas
 //           racing both call Load() after an AlreadyExists and end up using the same CA.
+//   LoadRecord / StoreRecord: the whole record, Istio's keys plus the trust lifecycle's
+//           (ca/trust/state.h), with an opaque version. StoreRecord replaces it only if the stored
+//           version still equals `expected_version` ("" = whatever a Create or Istio wrote, or
+//           nothing), else kAborted: the writer re-reads and decides again. Every key whose
+//           name ends in "key.pem" is key material (0600 locally, never logged).
+struct StoredRecord {
+  std::map<std::string, std::string> data;
+  std::string version;
+};
+
 class CaStore {
  public:
   virtual ~CaStore() = default;
   virtual Result<StoredCa> Load() const = 0;
   virtual Status Create(const StoredCa& ca) = 0;
+  virtual Result<StoredRecord> LoadRecord() const = 0;
+  virtual Status StoreRecord(const std::map<std::string, std::string>& data,
+                             const std::string& expected_version) = 0;
 };
 
 }  // namespace istioca::ca

@@ -11,6 +11,7 @@
 #include "ca/daemon/monitoring.h"
 #include "ca/local/ca_store.h"
 #include "ca/local/local_backend.h"
+#include "ca/trust/manager.h"
 
 namespace istioca::ca {
 
@@ -109,6 +110,10 @@ Status ValidateDaemonOptions(const DaemonOptions& o) {
   if (o.liveness_probe_path.empty() != (o.liveness_probe_interval <= Duration::zero())) {
     return bad("--liveness-probe-path and a positive --liveness-probe-interval go together");
   }
+  if (o.trust_propagation_delay < Duration::zero())
+    return InvalidArgument("--trust-propagation-delay must not be negative");
+  if (o.self_signed_root_cert_check_interval <= Duration::zero())
+    return InvalidArgument("--self-signed-root-cert-check-interval must be positive");
   if (o.probe_check_interval <= Duration::zero())
     return bad("--probe-check-interval must be positive");
   if (o.resync_period < std::chrono::seconds(1)) return bad("--resync-period must be at least 1s");
@@ -144,6 +149,8 @@ struct Daemon::Impl {
 
   Status MakeBackends();
   Status LoadCa();
+  trust::Publication Publication(const std::string& bundle, uint64_t generation);
+  void SetLeading(bool is_leader);
   void RegisterGauges();
   Status StartController();
   Status StartComponents();
@@ -161,7 +168,7 @@ struct Daemon::Impl {
   Authority* authority = nullptr;  // owned by the Daemon
   Backends backends;
   std::unique_ptr<Controller> controller;
-  std::unique_ptr<CaReloader> reloader;
+  std::unique_ptr<trust::TrustManager> trust;
   std::unique_ptr<MonitoringServer> monitoring;
   std::unique_ptr<LivenessProber> liveness;
   std::unique_ptr<DaemonContext> context;
@@ -215,20 +222,54 @@ Status Daemon::Impl::MakeBackends() {
 
 Status Daemon::Impl::LoadCa() {
   const DaemonOptions& o = options;
-  if (o.self_signed_ca) {
-    if (!backends.ca_store) return FailedPrecondition("this backend has no CA store");
-    SelfSignedOptions ss{o.self_signed_ca_org.empty() ? o.trust_domain : o.self_signed_ca_org,
-                         o.self_signed_ca_cert_ttl, o.ca_key_type};
-    ASSIGN_OR_RETURN(auto bundle, LoadOrCreateSelfSigned(*backends.ca_store, ss, clock.Now()));
-    authority->SetBundle(bundle);
-    return OkStatus();
+  if (!backends.ca_store) return FailedPrecondition("this backend has no CA store");
+  trust::ManagerOptions mo;
+  mo.policy.propagation_delay = o.trust_propagation_delay;
+  mo.policy.root_grace_percentile = o.self_signed_root_cert_grace_period_percentile;
+  mo.root_check_interval = o.self_signed_root_cert_check_interval;
+  // A tenth of the workload TTL, at most a minute: short-lived test meshes rotate quickly.
+  mo.issued_headroom = std::min<Duration>(std::chrono::minutes(1), o.workload_cert_ttl / 10);
+  mo.self_signed = o.self_signed_ca;
+  mo.self_signed_options = {o.self_signed_ca_org.empty() ? o.trust_domain : o.self_signed_ca_org,
+                            o.self_signed_ca_cert_ttl, o.ca_key_type};
+  mo.plugged = {o.signing_cert, o.signing_key, o.root_cert, o.cert_chain};
+  trust::ManagerHooks hooks;
+  hooks.progress = [this](const std::string& bundle, uint64_t generation) {
+    return Publication(bundle, generation);
+  };
+  hooks.publish = [this](const std::string& bundle, uint64_t generation) {
+    if (backends.bundle_publisher) backends.bundle_publisher->Publish(bundle, generation);
+    if (controller) controller->RequestResync();
+  };
+  hooks.on_change = [this] {
+    if (controller) controller->RequestResync();
+  };
+  trust = std::make_unique<trust::TrustManager>(*authority, *backends.ca_store, clock, metrics, mo,
+                                                std::move(hooks));
+  return trust->Init();
+}
+
+// How far a bundle generation has reached: every managed workload secret and, in Kubernetes,
+// every istio-ca-root-cert ConfigMap. Incomplete until both have listed everything.
+trust::Publication Daemon::Impl::Publication(const std::string& bundle, uint64_t generation) {
+  trust::Publication p{generation, 0, 0, std::nullopt};
+  if (controller) {
+    const BundleProgress c = controller->BundleCarried(bundle);
+    p.updated += c.updated;
+    p.total += c.total;
+    p.last_write = c.last_write;
+    if (!c.synced) p.total = std::max(p.total, p.updated + 1);
   }
-  reloader = std::make_unique<CaReloader>(
-      *authority, PluggedCaFiles{o.signing_cert, o.signing_key, o.root_cert, o.cert_chain}, clock,
-      metrics, [this] {
-        if (controller) controller->RequestResync();
-      });
-  return reloader->LoadInitial();
+  if (backends.bundle_publisher) {
+    const BundleProgress m = backends.bundle_publisher->Progress();
+    const bool current = m.generation == generation && m.synced;
+    p.updated += current ? m.updated : 0;
+    p.total += current ? m.total : std::max<size_t>(m.total, 1);
+    if (current && m.last_write && (!p.last_write || *m.last_write > *p.last_write)) {
+      p.last_write = m.last_write;
+    }
+  }
+  return p;
 }
 
 // Metrics about the CA and the controller, evaluated at scrape time.
@@ -286,17 +327,33 @@ Status Daemon::Impl::StartController() {
   RETURN_IF_ERROR(backends.secrets->Start());
   RETURN_IF_ERROR(backends.service_accounts->Start());
   if (backends.leader) {
-    RETURN_IF_ERROR(backends.leader->Start([this, c](bool is_leader) {
-      leading = is_leader;
+    RETURN_IF_ERROR(backends.leader->Start([this](bool is_leader) {
       Logger("daemon")->info("leadership changed leading={}", is_leader);
-      is_leader ? c->Start() : c->Stop();
+      SetLeading(is_leader);
     }));
   } else {
-    leading = true;
-    c->Start();
+    SetLeading(true);
   }
-  if (reloader) reloader->Start();
+  trust->Start();
   return OkStatus();
+}
+
+// The controller, the bundle publisher and the trust lifecycle's decisions run on the leader
+// only; every replica serves and follows the stored trust state.
+void Daemon::Impl::SetLeading(bool is_leader) {
+  leading = is_leader;
+  trust->SetLeading(is_leader);
+  if (is_leader) {
+    controller->Start();
+    if (backends.bundle_publisher) {
+      if (Status s = backends.bundle_publisher->Start(); !s.ok()) {
+        Logger("daemon")->error("cannot start the bundle publisher error=\"{}\"", s.ToString());
+      }
+    }
+  } else {
+    if (backends.bundle_publisher) backends.bundle_publisher->Stop();
+    controller->Stop();
+  }
 }
 
 // Extra components (gRPC service, ...).
@@ -362,8 +419,9 @@ void Daemon::Impl::StopAll() {
   if (liveness) liveness->Stop();  // before the components its check calls
   for (auto it = components.rbegin(); it != components.rend(); ++it) (*it)->Stop();
   if (monitoring) monitoring->Stop();
-  if (reloader) reloader->Stop();
+  if (trust) trust->Stop();
   if (backends.leader) backends.leader->Stop();
+  if (backends.bundle_publisher) backends.bundle_publisher->Stop();
   if (controller) controller->Stop();
   if (backends.service_accounts) backends.service_accounts->Stop();
   if (backends.secrets) backends.secrets->Stop();
@@ -393,8 +451,9 @@ void Daemon::Wait() {
 }
 
 void Daemon::Reload() {
-  if (impl_->reloader) {
-    impl_->reloader->CheckNow(true);
+  if (impl_->trust && !impl_->options.self_signed_ca) {
+    impl_->trust->ForceFileCheck();
+    (void)impl_->trust->Tick();
   } else {
     Logger("daemon")->info("SIGHUP: self-signed CA, nothing to reload; resyncing secrets");
   }

@@ -39,6 +39,10 @@ struct DaemonOptions {
   Duration self_signed_ca_cert_ttl = std::chrono::hours(87600);
   pki::KeyType ca_key_type = pki::KeyType::kEcP256;
   std::string signing_cert, signing_key, root_cert, cert_chain;  // plugged-in files
+  // Trust lifecycle (DESIGN "Trust lifecycle").
+  Duration trust_propagation_delay = std::chrono::minutes(2);
+  double self_signed_root_cert_grace_period_percentile = 20;
+  Duration self_signed_root_cert_check_interval = std::chrono::hours(1);
   // Workload certificates.
   Duration workload_cert_ttl = std::chrono::hours(24);
   Duration max_workload_cert_ttl = std::chrono::hours(2160);

@@ -34,4 +34,28 @@ Status KubeCaStore::Create(const StoredCa& ca) {
   return k8s::CreateSecret(*api_, s).status();
 }
 
+Result<StoredRecord> KubeCaStore::LoadRecord() const {
+  ASSIGN_OR_RETURN(k8s::Secret s, k8s::GetSecret(*api_, ns_, kCaSecretName));
+  return StoredRecord{std::move(s.data), s.meta.resource_version};
+}
+
+Status KubeCaStore::StoreRecord(const std::map<std::string, std::string>& data,
+                                const std::string& expected_version) {
+  k8s::Secret s;
+  s.meta.name = kCaSecretName;
+  s.meta.ns = ns_;
+  s.type = kCaSecretType;
+  s.data = data;
+  if (expected_version.empty()) {
+    Status created = k8s::CreateSecret(*api_, s).status();
+    if (created.code() == Code::kAlreadyExists) {
+      return Status(Code::kAborted,
+                    "secret " + ns_ + "/" + kCaSecretName + " was created by another writer");
+    }
+    return created;
+  }
+  s.meta.resource_version = expected_version;
+  return k8s::UpdateSecret(*api_, s).status();  // 409 Conflict maps to kAborted
+}
+
 }  // namespace istioca::ca

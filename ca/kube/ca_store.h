@@ -18,6 +18,12 @@ class KubeCaStore final : public CaStore {
   Result<StoredCa> Load() const override;
   // AlreadyExists is returned as is: the loser of a creation race loads the winner's CA.
   Status Create(const StoredCa& ca) override;
+  // The secret's data with its resourceVersion; StoreRecord is an Update with that
+  // resourceVersion (409 Conflict → kAborted), or a Create when `expected_version` is empty
+  // and nothing is stored (AlreadyExists → kAborted).
+  Result<StoredRecord> LoadRecord() const override;
+  Status StoreRecord(const std::map<std::string, std::string>& data,
+                     const std::string& expected_version) override;
 
  private:
   std::shared_ptr<k8s::Api> api_;

@@ -426,13 +426,21 @@ TEST_CASE(
   CHECK_THAT(m->body, Catch::Contains("istio_ca_ca_bundle_reload_failures_total 1"));
   CHECK(ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root1.ToPem());
 
-  // A good change is picked up and every secret gets the new root.
+  // A good change to a new root is staged, not switched: the new root joins every secret's
+  // bundle while the old signer keeps signing (the switch waits for the propagation delay and
+  // the certificates handed out without the new root; the continuity test covers it).
   for (const char* f : {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}) {
     WriteFile(d / (std::string("plugged/") + f), ReadAll(d / (std::string("ca2/") + f)));
   }
   s.Signal(SIGHUP);
-  CHECK(WaitFor(
-      [&] { return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) == root2.ToPem(); }));
+  CHECK(WaitFor([&] {
+    return ReadAll(SecretFile(d, "default", "web", "root-cert.pem")) ==
+           root1.ToPem() + root2.ToPem();
+  }));
+  CHECK_THAT(s.Log(), Catch::Contains("new root (staged: prepared)"));
+  auto staged = Must(
+      pki::Certificate::ParsePemChain(ReadAll(SecretFile(d, "default", "web", "cert-chain.pem"))));
+  CHECK(pki::VerifyChain(staged[0], {staged[1]}, {root1}, now).ok());
   CHECK(s.Stop() == 0);
 }
 

@@ -21,8 +21,8 @@ declare -A allowed=(
   [ca/grpc]="base pki k8s proto ca/core"
   [ca/nodeagent]="base pki proto"
   [ca/inspect]="base pki ca/core"
-  [ca/daemon]="base pki k8s proto ca/core ca/controller ca/local ca/kube ca/grpc"
-  [ca/cmd]="base pki k8s ca/core ca/controller ca/daemon ca/inspect ca/nodeagent"
+  [ca/daemon]="base pki k8s proto ca/core ca/controller ca/local ca/kube ca/grpc ca/trust"
+  [ca/cmd]="base pki k8s ca/core ca/controller ca/daemon ca/inspect ca/nodeagent ca/kube ca/local ca/trust"
 )
 # Generated protobuf headers are included as "istio/..." and belong to proto/.
 header_folder() {
