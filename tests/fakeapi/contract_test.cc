@@ -1,11 +1,13 @@
 // Contract: the fake API server answers the recorded requests of shared/k8s-api-samples with the
 // recorded status code and body, byte for byte (after replacing the values that differ between
-// any two servers: resourceVersions inside messages and uids).
+// any two servers: resourceVersions, uids and timestamps, and dropping managedFields, which the
+// fake does not keep).
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
 #include <functional>
 #include <regex>
+#include <sstream>
 
 #include "tests/fakeapi/fake_apiserver.h"
 
@@ -17,9 +19,27 @@ namespace {
 const char* kAdmin = "admin-token-0123456789abcdef";
 const char* kAlice = "user-token-0123456789abcdef";
 
+void DropManagedFields(OJson& o) {
+  if (o.is_object()) {
+    if (o.contains("metadata") && o["metadata"].is_object()) o["metadata"].erase("managedFields");
+    for (auto& [k, v] : o.items()) DropManagedFields(v);
+  } else if (o.is_array()) {
+    for (auto& v : o) DropManagedFields(v);
+  }
+}
+
 std::string Normalize(std::string s) {
+  // One JSON document (not a watch stream): re-dumped compactly in its own key order.
+  OJson doc = OJson::parse(s, nullptr, false);
+  if (!doc.is_discarded()) {
+    DropManagedFields(doc);
+    const bool newline = !s.empty() && s.back() == '\n';
+    s = doc.dump() + (newline ? "\n" : "");
+  }
   s = std::regex_replace(s, std::regex(R"(\((\d+)\))"), "(N)");
   s = std::regex_replace(s, std::regex(R"("uid":"[^"]*")"), R"("uid":"U")");
+  s = std::regex_replace(s, std::regex(R"("resourceVersion":"\d+")"), R"("resourceVersion":"RV")");
+  s = std::regex_replace(s, std::regex(R"("\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")"), R"("TIME")");
   return s;
 }
 
@@ -38,6 +58,7 @@ struct Case {
   std::string path;
   std::string body;  // "{RV}" is replaced by the seeded secret's or lease's resourceVersion
   std::function<void(FakeApiServer&)> setup;
+  bool require_namespaces = false;
 };
 
 void SeedSecret(FakeApiServer& s) {
@@ -59,6 +80,40 @@ void SeedLease(FakeApiServer& s) {
                     {"leaseTransitions", 0}};
   s.Put("leases", "istio-system", o);
 }
+
+const std::string kDummyPem = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n";
+
+void SeedConfigMap(FakeApiServer& s) {
+  OJson o;
+  o["metadata"]["name"] = "istio-ca-root-cert";
+  o["metadata"]["labels"]["istio.io/config"] = "true";
+  o["data"]["root-cert.pem"] = kDummyPem;
+  s.Put("configmaps", "demo", o);
+}
+
+// Sample 107: only the ConfigMaps of that name, in every namespace, in one list.
+void SeedConfigMapsForList(FakeApiServer& s) {
+  OJson o;
+  o["metadata"]["name"] = "istio-ca-root-cert";
+  o["metadata"]["labels"]["istio.io/config"] = "true";
+  o["data"]["root-cert.pem"] = kDummyPem + kDummyPem;
+  s.Put("configmaps", "demo", o);
+  o["metadata"]["name"] = "other";
+  s.Put("configmaps", "demo", o);
+}
+
+void SeedDoomed(FakeApiServer& s) { s.AddNamespace("doomed"); }
+void SeedDoomedTerminating(FakeApiServer& s) {
+  s.AddNamespace("doomed");
+  s.SetNamespaceTerminating("doomed");
+}
+
+const std::string kConfigMapBody =
+    R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"istio-ca-root-cert","namespace":"demo","labels":{"istio.io/config":"true"}},"data":{"root-cert.pem":"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"}})";
+const std::string kConfigMapPut =
+    R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"istio-ca-root-cert","namespace":"demo","labels":{"istio.io/config":"true"},"resourceVersion":"{RV}"},"data":{"root-cert.pem":"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"}})";
+const std::string kLateSecretBody =
+    R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"istio.late","namespace":"doomed","annotations":{"istio.io/service-account.name":"late"}},"type":"istio.io/key-and-cert","data":{"key.pem":"eA=="}})";
 
 const std::string kSecretBody =
     R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"istio.httpbin","namespace":"demo","annotations":{"istio.io/service-account.name":"httpbin"}},"type":"istio.io/key-and-cert","data":{"key.pem":"S0VZ"}})";
@@ -113,10 +168,33 @@ TEST_CASE("the fake answers the recorded requests like the real API server",
       {"082", kAlice, "GET", "/api/v1/secrets?watch=1&resourceVersion=0", "", nullptr},
       {"083", "", "GET", "/api/v1/namespaces/demo/secrets", "", nullptr},
       {"084", kAlice, "GET", "/api/v1/namespaces/demo/secrets/istio.app1", "", nullptr},
+      {"085", kAdmin, "POST", "/api/v1/namespaces",
+       R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"}})", nullptr},
+      {"086", kAdmin, "DELETE", "/api/v1/namespaces/doomed", "", SeedDoomed},
+      {"088", kAdmin, "POST", "/api/v1/namespaces/doomed/secrets", kLateSecretBody,
+       SeedDoomedTerminating},
+      {"091", kAdmin, "GET", "/api/v1/namespaces/doomed", "", nullptr},
+      {"092", kAdmin, "POST", "/api/v1/namespaces/doomed/secrets", kLateSecretBody, nullptr, true},
+      {"102", kAdmin, "POST", "/api/v1/namespaces/demo/configmaps", kConfigMapBody, nullptr},
+      {"103", kAdmin, "POST", "/api/v1/namespaces/demo/configmaps", kConfigMapBody, SeedConfigMap},
+      {"104", kAdmin, "GET", "/api/v1/namespaces/demo/configmaps/istio-ca-root-cert", "",
+       SeedConfigMap},
+      {"105", kAdmin, "PUT", "/api/v1/namespaces/demo/configmaps/istio-ca-root-cert", kConfigMapPut,
+       SeedConfigMap},
+      {"106", kAdmin, "PUT", "/api/v1/namespaces/demo/configmaps/istio-ca-root-cert",
+       std::regex_replace(kConfigMapPut, std::regex(R"(\{RV\})"), "1"), SeedConfigMap},
+      {"107", kAdmin, "GET",
+       "/api/v1/configmaps?fieldSelector=metadata.name%3Distio-ca-root-cert&limit=500", "",
+       SeedConfigMapsForList},
+      {"108", kAdmin, "DELETE", "/api/v1/namespaces/demo/configmaps/istio-ca-root-cert", "",
+       SeedConfigMap},
+      {"109", kAdmin, "GET", "/api/v1/namespaces/demo/configmaps/istio-ca-root-cert", "", nullptr},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION("sample " << c.id) {
-      auto server = FakeApiServer::Start(FakeApiOptions{});
+      FakeApiOptions options;
+      options.require_namespaces = c.require_namespaces;
+      auto server = FakeApiServer::Start(options);
       REQUIRE(server.ok());
       FakeApiServer& s = **server;
       s.AddUser(kAdmin, "admin", true);
@@ -125,6 +203,7 @@ TEST_CASE("the fake answers the recorded requests like the real API server",
       std::string body = c.body;
       if (auto pos = body.find("{RV}"); pos != std::string::npos) {
         auto obj = s.Find("secrets", "demo", "istio.httpbin");
+        if (!obj) obj = s.Find("configmaps", "demo", "istio-ca-root-cert");
         if (!obj) obj = s.Find("leases", "istio-system", "istio-ca-leader");
         REQUIRE(obj);
         body.replace(pos, 4, (*obj)["metadata"]["resourceVersion"].get<std::string>());
@@ -230,6 +309,77 @@ TEST_CASE("watch stream: one JSON line per event, bookmarks only when asked (sam
       res->body.substr(0, nl) ==
       R"({"type":"BOOKMARK","object":{"kind":"ServiceAccount","apiVersion":"v1","metadata":{"resourceVersion":")" +
           rv + R"(","creationTimestamp":null}}})");
+}
+
+std::vector<std::string> WatchTypes(const std::string& stream, std::vector<std::string>* names) {
+  std::vector<std::string> types;
+  std::stringstream ss(stream);
+  std::string line;
+  while (std::getline(ss, line)) {
+    auto ev = OJson::parse(line);
+    types.push_back(ev["type"]);
+    names->push_back(ev["object"]["metadata"].value("namespace", "") + "/" +
+                     ev["object"]["metadata"].value("name", ""));
+  }
+  return types;
+}
+
+TEST_CASE("watch by metadata.name: configmaps across namespaces, a namespace's life (093)",
+          "[fakeapi][contract]") {
+  auto server = FakeApiServer::Start(FakeApiOptions{});
+  REQUIRE(server.ok());
+  FakeApiServer& s = **server;
+  s.AddUser(kAdmin, "admin", true);
+  httplib::Client client("127.0.0.1", s.port());
+  httplib::Headers h{{"Authorization", std::string("Bearer ") + kAdmin}};
+
+  std::string rv = std::to_string(s.resource_version());
+  SeedConfigMap(s);  // demo/istio-ca-root-cert
+  OJson other;
+  other["metadata"]["name"] = "other";
+  s.Put("configmaps", "demo", other);
+  OJson cm = *s.Find("configmaps", "demo", "istio-ca-root-cert");
+  cm["data"]["extra"] = "x";
+  s.Put("configmaps", "demo", cm);
+  cm["metadata"].erase("resourceVersion");
+  s.Put("configmaps", "prod", cm);
+  REQUIRE(s.Remove("configmaps", "demo", "istio-ca-root-cert"));
+  auto res = client.Get(("/api/v1/configmaps?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%"
+                         "3Distio-ca-root-cert&resourceVersion=" +
+                         rv)
+                            .c_str(),
+                        h);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  std::vector<std::string> names;
+  CHECK(WatchTypes(res->body, &names) ==
+        std::vector<std::string>{"ADDED", "MODIFIED", "ADDED", "DELETED"});
+  CHECK(names == std::vector<std::string>{"demo/istio-ca-root-cert", "demo/istio-ca-root-cert",
+                                          "prod/istio-ca-root-cert", "demo/istio-ca-root-cert"});
+
+  // Namespaces: cluster-scoped list, then ADDED, MODIFIED (Terminating), DELETED.
+  rv = std::to_string(s.resource_version());
+  s.AddNamespace("doomed");
+  auto del = client.Delete("/api/v1/namespaces/doomed", h);
+  REQUIRE(del);
+  CHECK(del->status == 200);
+  CHECK(OJson::parse(del->body)["status"]["phase"] == "Terminating");
+  auto list = client.Get("/api/v1/namespaces", h);
+  REQUIRE(list);
+  auto items = OJson::parse(list->body);
+  CHECK(items["kind"] == "NamespaceList");
+  REQUIRE(items["items"].size() == 1);
+  CHECK_FALSE(items["items"][0]["metadata"].contains("namespace"));
+  CHECK(items["items"][0]["metadata"].contains("deletionTimestamp"));
+  REQUIRE(s.Remove("namespaces", "", "doomed"));
+  res = client.Get(("/api/v1/namespaces?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%"
+                    "3Ddoomed&resourceVersion=" +
+                    rv)
+                       .c_str(),
+                   h);
+  REQUIRE(res);
+  names.clear();
+  CHECK(WatchTypes(res->body, &names) == std::vector<std::string>{"ADDED", "MODIFIED", "DELETED"});
 }
 
 TEST_CASE("TokenReview answers 201 with the verdict in status (samples 052, 053, 054)",

@@ -18,13 +18,18 @@ using namespace std::chrono_literals;
 
 struct Kind {
   std::string plural, kind, group, api_version;
+  bool namespaced = true;
+  // DELETE answers a Status naming the object (samples 017, 108) rather than the object (008).
+  bool delete_answers_status = false;
   std::string Qualified() const { return group.empty() ? plural : plural + "." + group; }
 };
 
 const Kind* FindKind(const std::string& group, const std::string& plural) {
   static const Kind kinds[] = {
-      {"secrets", "Secret", "", "v1"},
+      {"secrets", "Secret", "", "v1", true, true},
+      {"configmaps", "ConfigMap", "", "v1", true, true},
       {"serviceaccounts", "ServiceAccount", "", "v1"},
+      {"namespaces", "Namespace", "", "v1", false},
       {"leases", "Lease", "coordination.k8s.io", "coordination.k8s.io/v1"},
   };
   for (const auto& k : kinds) {
@@ -139,6 +144,16 @@ bool IsMicroTime(const std::string& s) {
   return std::regex_match(s, re);
 }
 
+// Map keys (data keys, labels, annotations) come out sorted.
+OJson Sorted(const OJson& map) {
+  if (!map.is_object()) return map;
+  std::map<std::string, OJson> sorted;
+  for (auto& [key, v] : map.items()) sorted[key] = v;
+  OJson out = OJson::object();
+  for (auto& [key, v] : sorted) out[key] = v;
+  return out;
+}
+
 // Rebuilds an object in the server's key order (README: "Top-level key order").
 OJson Canonical(const Kind& k, const OJson& in) {
   OJson out;
@@ -148,25 +163,36 @@ OJson Canonical(const Kind& k, const OJson& in) {
   const OJson& m = in.contains("metadata") ? in["metadata"] : OJson::object();
   for (const char* key : {"name", "generateName", "namespace", "uid", "resourceVersion",
                           "creationTimestamp", "deletionTimestamp", "labels", "annotations"}) {
-    if (m.contains(key) && !m[key].is_null()) md[key] = m[key];
+    if (!m.contains(key) || m[key].is_null()) continue;
+    const bool is_map = std::string_view(key) == "labels" || std::string_view(key) == "annotations";
+    md[key] = is_map ? Sorted(m[key]) : m[key];
+  }
+  if (k.kind == "Namespace") {
+    // Sample 085: the server labels every namespace with its name.
+    md["labels"]["kubernetes.io/metadata.name"] = m.value("name", "");
+    md["labels"] = Sorted(md["labels"]);
   }
   out["metadata"] = md.is_null() ? OJson::object() : md;
-  if (k.kind == "Secret") {
-    if (in.contains("data")) {
-      // Map keys come out sorted.
-      std::map<std::string, OJson> sorted;
-      for (auto& [key, v] : in["data"].items()) sorted[key] = v;
-      OJson data = OJson::object();
-      for (auto& [key, v] : sorted) data[key] = v;
-      out["data"] = data;
+  if (k.kind == "Secret" || k.kind == "ConfigMap") {
+    for (const char* key : {"immutable", "data", "binaryData"}) {
+      if (in.contains(key)) out[key] = Sorted(in[key]);
     }
-    out["type"] = in.value("type", "Opaque");
+    if (k.kind == "Secret") out["type"] = in.value("type", "Opaque");
+    return out;
+  }
+  if (k.kind == "Namespace") {
+    out["spec"] = in.contains("spec") ? in["spec"] : OJson{{"finalizers", {"kubernetes"}}};
+    out["status"] = in.contains("status") ? in["status"] : OJson{{"phase", "Active"}};
     return out;
   }
   for (auto& [key, v] : in.items()) {
     if (key != "kind" && key != "apiVersion" && key != "metadata") out[key] = v;
   }
   return out;
+}
+
+bool Terminating(const OJson& ns_object) {
+  return ns_object.contains("status") && ns_object["status"].value("phase", "") == "Terminating";
 }
 
 struct Selector {
@@ -375,7 +401,7 @@ OJson FakeApiServer::StoreLocked(const std::string& plural, const std::string& n
   std::string key = ns + "/" + name;
   auto& bucket = objects_[plural];
   auto it = bucket.find(key);
-  object["metadata"]["namespace"] = ns;
+  if (k.namespaced) object["metadata"]["namespace"] = ns;
   if (it != bucket.end()) {
     object["metadata"]["uid"] = it->second["metadata"]["uid"];
     object["metadata"]["creationTimestamp"] = it->second["metadata"]["creationTimestamp"];
@@ -400,6 +426,25 @@ OJson FakeApiServer::StoreLocked(const std::string& plural, const std::string& n
 OJson FakeApiServer::Put(const std::string& plural, const std::string& ns, OJson object) {
   std::lock_guard<std::mutex> lock(mu_);
   return StoreLocked(plural, ns, std::move(object), false);
+}
+
+OJson FakeApiServer::AddNamespace(const std::string& name) {
+  OJson o;
+  o["metadata"]["name"] = name;
+  return Put("namespaces", "", o);
+}
+
+void FakeApiServer::SetNamespaceTerminating(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  TerminateNamespaceLocked(name);
+}
+
+OJson FakeApiServer::TerminateNamespaceLocked(const std::string& name) {
+  OJson ns = objects_["namespaces"].at("/" + name);
+  if (Terminating(ns)) return ns;
+  ns["metadata"]["deletionTimestamp"] = NowRfc3339();
+  ns["status"]["phase"] = "Terminating";
+  return StoreLocked("namespaces", "", ns, false);
 }
 
 bool FakeApiServer::Remove(const std::string& plural, const std::string& ns,
@@ -658,12 +703,17 @@ void FakeApiServer::Handle(const httplib::Request& req, httplib::Response& res) 
                             d));
       }
     }
+    if (plural == "namespaces") {
+      // Sample 086/089: deletion is asynchronous; the namespace turns Terminating and stays
+      // until the test calls Remove() (the namespace controller's part).
+      return Send(res, 200, TerminateNamespaceLocked(name));
+    }
     OJson gone = it->second;
     bucket.erase(it);
     OJson event_obj = gone;
     event_obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
     AppendEventLocked(plural, "DELETED", event_obj);
-    if (plural == "secrets") {
+    if (kind->delete_answers_status) {
       OJson s;
       s["kind"] = "Status";
       s["apiVersion"] = "v1";
@@ -728,6 +778,29 @@ void FakeApiServer::Handle(const httplib::Request& req, httplib::Response& res) 
           res, StatusBody(500, "", "resourceVersion should not be set on objects to be created"));
     }
     std::lock_guard<std::mutex> lock(mu_);
+    if (kind->namespaced) {
+      auto& namespaces = objects_["namespaces"];
+      auto it = namespaces.find("/" + ns);
+      if (it == namespaces.end() && options_.require_namespaces) {
+        // Sample 092: the Status names the namespace, not the object.
+        OJson d{{"name", ns}, {"kind", "namespaces"}};
+        return SendStatus(res,
+                          StatusBody(404, "NotFound", "namespaces " + Quote(ns) + " not found", d));
+      }
+      if (it != namespaces.end() && Terminating(it->second)) {
+        // Sample 088.
+        OJson cause{{"reason", "NamespaceTerminating"},
+                    {"message", "namespace " + ns + " is being terminated"},
+                    {"field", "metadata.namespace"}};
+        OJson d{{"name", body_name}, {"kind", plural}, {"causes", OJson::array({cause})}};
+        return SendStatus(res, StatusBody(403, "Forbidden",
+                                          kind->Qualified() + " " + Quote(body_name) +
+                                              " is forbidden: unable to create new content in "
+                                              "namespace " +
+                                              ns + " because it is being terminated",
+                                          d));
+      }
+    }
     if (objects_[plural].contains(ns + "/" + body_name)) {
       return SendStatus(res,
                         StatusBody(409, "AlreadyExists",

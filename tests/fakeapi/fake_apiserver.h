@@ -4,13 +4,17 @@
 // shared/k8s-api-samples: Secrets, ServiceAccounts and Leases with resourceVersions from one
 // counter, lists with limit/continue, watches as chunked JSON lines with BOOKMARK and ERROR
 // (410) events, Status bodies for 400/401/403/404/409/410/422/500 in the server's key order,
-// the field selector type=<t> on secrets, TokenReview for configured tokens. Faults can be
+// the field selector type=<t> on secrets, TokenReview for configured tokens. ConfigMaps like
+// Secrets (samples 102-109, no base64 in data). Namespaces as cluster-scoped objects: labelled
+// with their name, Active; DELETE turns one Terminating (086) until Remove() takes it away, and
+// creates in a Terminating namespace answer 403 NamespaceTerminating (088). Faults can be
 // injected: a rate of 500 answers, latency, dropped watches, expiry of every older RV
 // (forced 410 → relist), and a restart on the same port with the state kept.
 //
 // Not modelled: RBAC rules (a token is either allowed everything or nothing), PATCH, label
-// selectors, namespaces as objects, managedFields, historical snapshots for paged lists
-// (pages are read from the current state; the list RV is that of the first page).
+// selectors, the namespace controller (deleting a namespace leaves its content), managedFields,
+// historical snapshots for paged lists (pages are read from the current state; the list RV is that
+// of the first page).
 #pragma once
 
 #include <atomic>
@@ -60,6 +64,9 @@ struct FakeApiOptions {
   // Older watch events are dropped past this many (their RVs then answer 410).
   size_t max_events = 50000;
   uint64_t seed = 1;
+  // Creates into a namespace without a Namespace object answer 404 (sample 092). Off by default:
+  // most tests never create namespaces. A Terminating namespace refuses creates either way (088).
+  bool require_namespaces = false;
 };
 
 class FakeApiServer {
@@ -79,7 +86,8 @@ class FakeApiServer {
   // A token that TokenReview recognises.
   void AddReviewableToken(const std::string& token, const TokenIdentity& identity);
 
-  // State, without HTTP. `plural` is "secrets", "serviceaccounts" or "leases".
+  // State, without HTTP. `plural` is "secrets", "configmaps", "serviceaccounts", "leases" or
+  // "namespaces" (cluster-scoped: ns "").
   OJson Put(const std::string& plural, const std::string& ns, OJson object);  // create or replace
   bool Remove(const std::string& plural, const std::string& ns, const std::string& name);
   std::optional<OJson> Find(const std::string& plural, const std::string& ns,
@@ -99,7 +107,11 @@ class FakeApiServer {
   // update, e.g. to check that no half-made secret is ever written.
   void SetWriteObserver(std::function<void(const std::string& plural, const OJson& object)> fn);
 
-  // Counters.
+  // Namespaces, without HTTP: an Active one, or turn one Terminating (as a DELETE does).
+  OJson AddNamespace(const std::string& name);
+  void SetNamespaceTerminating(const std::string& name);
+
+  // Counters. A write is a create or update (PUT) that stored the object.
   uint64_t Writes(const std::string& plural, const std::string& ns, const std::string& name) const;
   std::map<std::string, uint64_t> AllWrites(const std::string& plural) const;  // "ns/name" → n
   uint64_t requests() const { return requests_.load(); }
@@ -126,6 +138,7 @@ class FakeApiServer {
                    httplib::Response& res);
   void HandleTokenReview(const httplib::Request& req, httplib::Response& res);
   OJson StoreLocked(const std::string& plural, const std::string& ns, OJson object, bool create);
+  OJson TerminateNamespaceLocked(const std::string& name);  // the namespace must exist
   void AppendEventLocked(const std::string& plural, const std::string& type, const OJson& object);
   Caller Authenticate(const httplib::Request& req) const;
 
