@@ -5,6 +5,8 @@
 namespace istioca::k8s {
 
 const Resource kSecrets{"/api/v1", "secrets", "Secret", "v1", true};
+const Resource kConfigMaps{"/api/v1", "configmaps", "ConfigMap", "v1", true};
+const Resource kNamespaces{"/api/v1", "namespaces", "Namespace", "v1", false};
 const Resource kServiceAccounts{"/api/v1", "serviceaccounts", "ServiceAccount", "v1", true};
 const Resource kLeases{"/apis/coordination.k8s.io/v1", "leases", "Lease", "coordination.k8s.io/v1",
                        true};

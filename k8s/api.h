@@ -33,6 +33,8 @@ struct Resource {
 };
 
 extern const Resource kSecrets;
+extern const Resource kConfigMaps;
+extern const Resource kNamespaces;  // cluster-scoped
 extern const Resource kServiceAccounts;
 extern const Resource kLeases;
 extern const Resource kTokenReviews;

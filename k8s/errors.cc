@@ -27,14 +27,23 @@ Code CodeFor(int http, const std::string& reason) {
 Status StatusFromHttp(int http_code, std::string_view body) {
   std::string reason;
   std::string message;
+  std::string cause;
   auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_object() && j.value("kind", "") == "Status") {
     if (j.contains("reason") && j["reason"].is_string()) reason = j["reason"];
     if (j.contains("message") && j["message"].is_string()) message = j["message"];
+    // The first cause's reason (sample 088: Forbidden with cause NamespaceTerminating).
+    const auto& d = j.contains("details") ? j["details"] : nlohmann::json();
+    if (d.is_object() && d.contains("causes") && d["causes"].is_array() && !d["causes"].empty() &&
+        d["causes"][0].is_object() && d["causes"][0].contains("reason") &&
+        d["causes"][0]["reason"].is_string()) {
+      cause = d["causes"][0]["reason"];
+    }
   }
   if (message.empty()) message = "HTTP " + std::to_string(http_code);
-  return Status(CodeFor(http_code, reason), "kubernetes API: " + message,
-                std::string(kTag) + std::to_string(http_code) + " reason=" + reason);
+  std::string detail = std::string(kTag) + std::to_string(http_code) + " reason=" + reason;
+  if (!cause.empty()) detail += " cause=" + cause;
+  return Status(CodeFor(http_code, reason), "kubernetes API: " + message, detail);
 }
 
 Status TransportError(std::string_view what) {
@@ -42,11 +51,25 @@ Status TransportError(std::string_view what) {
                 std::string(kTag) + "0 reason=");
 }
 
-std::string ReasonOf(const Status& s) {
+namespace {
+
+// The value of " key=" in the detail of a Status made above (values have no spaces).
+std::string Field(const Status& s, std::string_view key) {
   const std::string& d = s.detail();
   if (d.rfind(kTag, 0) != 0) return "";
-  auto pos = d.find(" reason=");
-  return pos == std::string::npos ? "" : d.substr(pos + 8);
+  const std::string needle = " " + std::string(key) + "=";
+  auto pos = d.find(needle);
+  if (pos == std::string::npos) return "";
+  pos += needle.size();
+  return d.substr(pos, d.find(' ', pos) - pos);
+}
+
+}  // namespace
+
+std::string ReasonOf(const Status& s) { return Field(s, "reason"); }
+
+bool IsNamespaceTerminating(const Status& s) {
+  return s.code() == Code::kPermissionDenied && Field(s, "cause") == "NamespaceTerminating";
 }
 
 int HttpCodeOf(const Status& s) {

@@ -32,6 +32,8 @@ int HttpCodeOf(const Status& s);
 inline bool IsNotFound(const Status& s) { return s.code() == Code::kNotFound; }
 inline bool IsAlreadyExists(const Status& s) { return s.code() == Code::kAlreadyExists; }
 inline bool IsConflict(const Status& s) { return s.code() == Code::kAborted; }
+// 403 on a create into a namespace being deleted (sample 088): it will never succeed there.
+bool IsNamespaceTerminating(const Status& s);
 // 410: the resourceVersion or continue token is older than what the server keeps.
 bool IsGone(const Status& s);
 // Worth retrying the same request after a pause: 429, 5xx, or no answer.

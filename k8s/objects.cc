@@ -33,6 +33,19 @@ std::optional<TimePoint> OptionalTime(const Json& j, const char* key) {
   return *t;
 }
 
+// Sets `values` in the string map `map` (made an object if it was not), keeping its other keys.
+bool SetStrings(Json& map, const std::map<std::string, std::string>& values) {
+  if (!map.is_object()) map = Json::object();
+  bool changed = false;
+  for (const auto& [k, v] : values) {
+    auto it = map.find(k);
+    if (it != map.end() && it->is_string() && it->get<std::string>() == v) continue;
+    map[k] = v;
+    changed = true;
+  }
+  return changed;
+}
+
 }  // namespace
 
 Result<TimePoint> ParseMicroTime(const std::string& s) {
@@ -129,6 +142,34 @@ Json SecretToJson(const Secret& s) {
 
 ServiceAccount ServiceAccountFromJson(const Json& object) { return {MetaFromJson(object)}; }
 
+ConfigMap ConfigMapFromJson(const Json& object) {
+  return {MetaFromJson(object), StringMap(object, "data")};
+}
+
+Json ConfigMapToJson(const ConfigMap& c) {
+  return Json{{"apiVersion", "v1"},
+              {"kind", "ConfigMap"},
+              {"metadata", MetaToJson(c.meta)},
+              {"data", c.data}};
+}
+
+Namespace NamespaceFromJson(const Json& object) {
+  Namespace n{MetaFromJson(object), ""};
+  auto it = object.find("status");
+  if (it != object.end() && it->is_object()) n.phase = Str(*it, "phase");
+  return n;
+}
+
+bool SetConfigMapData(Json& object, const std::map<std::string, std::string>& data) {
+  return SetStrings(object["data"], data);
+}
+
+bool SetLabels(Json& object, const std::map<std::string, std::string>& labels) {
+  Json& md = object["metadata"];
+  if (!md.is_object()) md = Json::object();
+  return SetStrings(md["labels"], labels);
+}
+
 Result<Lease> LeaseFromJson(const Json& object) {
   Lease l;
   l.meta = MetaFromJson(object);
@@ -212,6 +253,29 @@ Result<std::vector<ServiceAccount>> ListServiceAccounts(Api& api, const std::str
   out.reserve(page.items.size());
   for (const auto& item : page.items) out.push_back(ServiceAccountFromJson(item));
   return out;
+}
+
+Result<ConfigMap> GetConfigMap(Api& api, const std::string& ns, const std::string& name) {
+  ASSIGN_OR_RETURN(Json j, api.Get(kConfigMaps, ns, name));
+  return ConfigMapFromJson(j);
+}
+
+Result<ConfigMap> CreateConfigMap(Api& api, const ConfigMap& config_map) {
+  ConfigMap c = config_map;
+  c.meta.resource_version.clear();  // a create with an RV is a 500 (sample 028)
+  c.meta.uid.clear();
+  ASSIGN_OR_RETURN(Json j, api.Create(kConfigMaps, c.meta.ns, ConfigMapToJson(c)));
+  return ConfigMapFromJson(j);
+}
+
+Result<ConfigMap> UpdateConfigMap(Api& api, const ConfigMap& config_map) {
+  ASSIGN_OR_RETURN(Json j,
+                   api.Update(kConfigMaps, config_map.meta.ns, ConfigMapToJson(config_map)));
+  return ConfigMapFromJson(j);
+}
+
+Status DeleteConfigMap(Api& api, const std::string& ns, const std::string& name) {
+  return api.Delete(kConfigMaps, ns, name);
 }
 
 Result<Lease> GetLease(Api& api, const std::string& ns, const std::string& name) {

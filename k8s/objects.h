@@ -34,6 +34,19 @@ struct ServiceAccount {
   ObjectMeta meta;
 };
 
+// A ConfigMap's text data (binaryData is not read; a merge through SetConfigMapData keeps it).
+struct ConfigMap {
+  ObjectMeta meta;
+  std::map<std::string, std::string> data;
+};
+
+struct Namespace {
+  ObjectMeta meta;
+  std::string phase;  // "Active", "Terminating"; "" when the server did not say
+  // Being deleted: no new content may be created in it (samples 086-088).
+  bool terminating() const { return phase == "Terminating" || meta.deleting; }
+};
+
 // coordination.k8s.io/v1 Lease. Times are MicroTime on the wire (exactly 6 fraction digits).
 struct Lease {
   ObjectMeta meta;
@@ -56,6 +69,15 @@ Result<Secret> SecretFromJson(const Json& object);
 Json SecretToJson(const Secret& secret);
 ServiceAccount ServiceAccountFromJson(const Json& object);
 Result<Lease> LeaseFromJson(const Json& object);
+ConfigMap ConfigMapFromJson(const Json& object);
+Json ConfigMapToJson(const ConfigMap& config_map);
+Namespace NamespaceFromJson(const Json& object);
+
+// Read-modify-write helpers on a whole object as read (so fields this file does not model,
+// such as binaryData, ownerReferences or finalizers, survive the PUT). Each sets the given keys
+// and keeps every other; returns whether a value changed.
+bool SetConfigMapData(Json& object, const std::map<std::string, std::string>& data);
+bool SetLabels(Json& object, const std::map<std::string, std::string>& labels);
 Json LeaseToJson(const Lease& lease);
 
 // Typed operations. Errors are those of errors.h (IsNotFound, IsConflict, ...).
@@ -71,6 +93,13 @@ Result<std::vector<Secret>> ListSecrets(Api& api, const std::string& ns,
 
 Result<ServiceAccount> GetServiceAccount(Api& api, const std::string& ns, const std::string& name);
 Result<std::vector<ServiceAccount>> ListServiceAccounts(Api& api, const std::string& ns);
+
+Result<ConfigMap> GetConfigMap(Api& api, const std::string& ns, const std::string& name);
+Result<ConfigMap> CreateConfigMap(Api& api, const ConfigMap& config_map);
+// Conditional on config_map.meta.resource_version when set. Replaces the whole object: to keep
+// what others added, use UpdateWithRetry with SetConfigMapData/SetLabels instead.
+Result<ConfigMap> UpdateConfigMap(Api& api, const ConfigMap& config_map);
+Status DeleteConfigMap(Api& api, const std::string& ns, const std::string& name);
 
 Result<Lease> GetLease(Api& api, const std::string& ns, const std::string& name);
 Result<Lease> CreateLease(Api& api, const Lease& lease);

@@ -59,6 +59,62 @@ TEST_CASE("secrets: create, get, conditional update, delete over TLS", "[k8s][cl
   CHECK(IsNotFound(GetSecret(*api, "demo", "istio.httpbin").status()));
 }
 
+TEST_CASE("configmaps: create, get, conditional update, delete, list by name over TLS",
+          "[k8s][client]") {
+  FakeCluster f;
+  auto api = f.Client();
+  ConfigMap c;
+  c.meta.name = "istio-ca-root-cert";
+  c.meta.ns = "demo";
+  c.meta.labels["istio.io/config"] = "true";
+  c.data["root-cert.pem"] = "ROOT1";
+  auto created = CreateConfigMap(*api, c);
+  INFO(created.status().ToString());
+  REQUIRE(created.ok());
+  CHECK_FALSE(created->meta.resource_version.empty());
+  CHECK(IsAlreadyExists(CreateConfigMap(*api, c).status()));
+
+  auto got = GetConfigMap(*api, "demo", "istio-ca-root-cert");
+  REQUIRE(got.ok());
+  CHECK(got->data.at("root-cert.pem") == "ROOT1");
+  ConfigMap stale = *got;
+  got->data["root-cert.pem"] = "ROOT2";
+  REQUIRE(UpdateConfigMap(*api, *got).ok());
+  CHECK(IsConflict(UpdateConfigMap(*api, stale).status()));
+
+  c.meta.ns = "prod";
+  REQUIRE(CreateConfigMap(*api, c).ok());
+  c.meta.name = "other";
+  REQUIRE(CreateConfigMap(*api, c).ok());
+  ListOptions o;
+  o.field_selector = "metadata.name=istio-ca-root-cert";
+  auto all = ListAll(*api, kConfigMaps, "", o);
+  REQUIRE(all.ok());
+  CHECK(all->items.size() == 2);
+
+  CHECK(DeleteConfigMap(*api, "demo", "istio-ca-root-cert").ok());
+  CHECK(IsNotFound(DeleteConfigMap(*api, "demo", "istio-ca-root-cert")));
+  CHECK(IsNotFound(GetConfigMap(*api, "demo", "istio-ca-root-cert").status()));
+}
+
+TEST_CASE("namespaces: cluster-scoped list; a create into a terminating one is refused for good",
+          "[k8s][client]") {
+  FakeCluster f;
+  auto api = f.Client();
+  f.server->AddNamespace("demo");
+  f.server->AddNamespace("doomed");
+  REQUIRE(api->Delete(kNamespaces, "", "doomed").ok());  // Terminating, not gone
+  auto list = ListAll(*api, kNamespaces, "", ListOptions{});
+  REQUIRE(list.ok());
+  REQUIRE(list->items.size() == 2);
+  CHECK_FALSE(NamespaceFromJson(list->items[0]).terminating());
+  CHECK(NamespaceFromJson(list->items[1]).terminating());
+  ConfigMap c;
+  c.meta.name = "istio-ca-root-cert";
+  c.meta.ns = "doomed";
+  CHECK(IsNamespaceTerminating(CreateConfigMap(*api, c).status()));
+}
+
 TEST_CASE("UpdateWithRetry re-reads after a Conflict and writes nothing when nothing changes",
           "[k8s][client]") {
   FakeCluster f;

@@ -64,6 +64,20 @@ TEST_CASE("the server's message is kept for the operator", "[k8s][errors]") {
   CHECK(IsNotFound(s));
 }
 
+TEST_CASE("a create into a terminating namespace is told apart from other 403s (sample 088)",
+          "[k8s][errors]") {
+  Status terminating = StatusFromHttp(
+      403,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"istio.late\" is forbidden: unable to create new content in namespace doomed because it is being terminated","reason":"Forbidden","details":{"name":"istio.late","kind":"secrets","causes":[{"reason":"NamespaceTerminating","message":"namespace doomed is being terminated","field":"metadata.namespace"}]},"code":403})");
+  CHECK(IsNamespaceTerminating(terminating));
+  CHECK(ReasonOf(terminating) == "Forbidden");  // the cause does not leak into the reason
+  CHECK(HttpCodeOf(terminating) == 403);
+  Status rbac = StatusFromHttp(
+      403,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets is forbidden","reason":"Forbidden","details":{"kind":"secrets"},"code":403})");
+  CHECK_FALSE(IsNamespaceTerminating(rbac));
+}
+
 TEST_CASE("a request without an answer is transient and has no HTTP code", "[k8s][errors]") {
   Status s = TransportError("Connection refused");
   CHECK(IsTransient(s));

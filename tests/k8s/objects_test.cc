@@ -37,6 +37,55 @@ TEST_CASE("a Secret from the API server (sample 009) decodes to its bytes", "[k8
   CHECK(j["data"]["root-cert.pem"] == Json::parse(body)["data"]["root-cert.pem"]);
 }
 
+TEST_CASE("a ConfigMap from the API server (sample 104) decodes, and encodes as sample 102 sent it",
+          "[k8s][objects]") {
+  const char* body =
+      R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"istio-ca-root-cert","namespace":"demo","uid":"01405e14-5f23-45ce-913c-b9d69f06f0f5","resourceVersion":"9232","creationTimestamp":"2026-12-02T05:14:54Z","labels":{"istio.io/config":"true"},"managedFields":[]},"data":{"root-cert.pem":"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"}})";
+  ConfigMap c = ConfigMapFromJson(Json::parse(body));
+  CHECK(c.meta.name == "istio-ca-root-cert");
+  CHECK(c.meta.ns == "demo");
+  CHECK(c.meta.resource_version == "9232");
+  CHECK(c.meta.labels == std::map<std::string, std::string>{{"istio.io/config", "true"}});
+  CHECK(c.data.at("root-cert.pem") ==
+        "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n");
+  c.meta.resource_version.clear();
+  c.meta.uid.clear();
+  CHECK(
+      ConfigMapToJson(c) ==
+      Json::parse(
+          R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"istio-ca-root-cert","namespace":"demo","labels":{"istio.io/config":"true"}},"data":{"root-cert.pem":"-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"}})"));
+}
+
+TEST_CASE("merging into a ConfigMap keeps what others put there and reports a change only once",
+          "[k8s][objects]") {
+  Json o = Json::parse(
+      R"({"metadata":{"name":"c","labels":{"team":"a"},"ownerReferences":[{"name":"x"}]},"data":{"root-cert.pem":"OLD","mine":"1"},"binaryData":{"b":"AA=="}})");
+  CHECK(SetConfigMapData(o, {{"root-cert.pem", "NEW"}}));
+  CHECK_FALSE(SetConfigMapData(o, {{"root-cert.pem", "NEW"}}));
+  CHECK(SetLabels(o, {{"istio.io/config", "true"}}));
+  CHECK_FALSE(SetLabels(o, {{"istio.io/config", "true"}}));
+  CHECK(o["data"] == Json{{"mine", "1"}, {"root-cert.pem", "NEW"}});
+  CHECK(o["metadata"]["labels"] == Json{{"istio.io/config", "true"}, {"team", "a"}});
+  CHECK(o["metadata"]["ownerReferences"].size() == 1);
+  CHECK(o["binaryData"]["b"] == "AA==");
+  Json empty = Json::object();
+  CHECK(SetConfigMapData(empty, {{"k", "v"}}));
+  CHECK(empty["data"]["k"] == "v");
+}
+
+TEST_CASE("a Namespace's phase says whether it is being deleted (samples 085, 086)",
+          "[k8s][objects]") {
+  Namespace active = NamespaceFromJson(Json::parse(
+      R"({"kind":"Namespace","apiVersion":"v1","metadata":{"name":"doomed","uid":"b52375ae-b2de-4f33-974c-bd3cb7f36a4e","resourceVersion":"273","labels":{"kubernetes.io/metadata.name":"doomed"}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}})"));
+  CHECK(active.meta.name == "doomed");
+  CHECK(active.meta.ns.empty());
+  CHECK_FALSE(active.terminating());
+  Namespace doomed = NamespaceFromJson(Json::parse(
+      R"({"kind":"Namespace","apiVersion":"v1","metadata":{"name":"doomed","resourceVersion":"277","deletionTimestamp":"2026-11-29T14:31:13Z"},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Terminating"}})"));
+  CHECK(doomed.phase == "Terminating");
+  CHECK(doomed.terminating());
+}
+
 TEST_CASE("a Secret whose data is not base64 is an error, not garbage", "[k8s][objects]") {
   auto s = SecretFromJson(
       Json::parse(R"({"metadata":{"name":"x","namespace":"y"},"data":{"k":"%%%"}})"));
