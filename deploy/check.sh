@@ -38,6 +38,8 @@ role = next(d for d in docs if d["kind"] == "ClusterRole")
 verbs = {r["resources"][0]: set(r["verbs"]) for r in role["rules"]}
 assert verbs["serviceaccounts"] == {"get", "list", "watch"}
 assert verbs["tokenreviews"] == {"create"}
+assert verbs["configmaps"] == {"create", "get", "list", "watch", "update"}
+assert verbs["namespaces"] == {"get", "list", "watch"}
 assert "leases" not in verbs, "leases must be namespaced (Role), not cluster-wide"
 if "plugged-ca" in sys.argv[1]:
     assert any(v.get("secret", {}).get("secretName") == "cacerts" for v in spec["volumes"])

@@ -10,6 +10,7 @@
 #include "ca/grpc/kube_token_reviewer.h"
 #include "ca/kube/ca_store.h"
 #include "ca/kube/leader_elector.h"
+#include "ca/kube/root_cert_publisher.h"
 #include "ca/kube/secret_store.h"
 #include "ca/kube/service_account_source.h"
 #include "k8s/config.h"
@@ -40,6 +41,9 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Cloc
       std::make_unique<KubeServiceAccountSource>(api, namespaces, KubeInformerTuning{}, gate);
   b.secrets = std::make_unique<KubeSecretStore>(api, namespaces, KubeInformerTuning{}, gate);
   b.ca_store = std::make_unique<KubeCaStore>(api, options.storage_namespace);
+  // The istio-ca-root-cert ConfigMaps, in the same namespaces as the workload secrets (all
+  // active ones when none is listed). The daemon starts it on the leader only.
+  b.bundle_publisher = std::make_unique<KubeRootCertPublisher>(api, namespaces, clock);
   // No cache here: the gRPC server keeps the one TokenReviewCache in front of it.
   b.token_reviewer = std::make_shared<KubeTokenReviewer>(api, options.token_audiences);
   k8s::LeaseConfig lease;

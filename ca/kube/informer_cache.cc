@@ -1,8 +1,15 @@
 #include "ca/kube/informer_cache.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace istioca::ca {
+
+uint64_t ParseResourceVersion(const std::string& rv) {
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(rv.c_str(), &end, 10);
+  return end != nullptr && *end == '\0' ? v : 0;
+}
 
 struct InformerCache::Handler : k8s::InformerHandler {
   InformerCache* self;
@@ -12,6 +19,7 @@ struct InformerCache::Handler : k8s::InformerHandler {
     self->OnDelete(ns, name);
   }
   void OnSynced() override { self->ReportSynced(); }
+  void OnResync() override { self->OnInformersResync(); }
 };
 
 InformerCache::InformerCache(std::shared_ptr<k8s::Api> api, std::vector<std::string> namespaces,
@@ -78,6 +86,7 @@ void InformerCache::Notify(const ServiceAccountKey& key) {
 }
 
 void InformerCache::ReportSynced() {
+  if (InformersSynced()) OnInformersSynced();
   if (!gate_ || !InformersSynced() || gate_reported_.exchange(true)) return;
   gate_->OnOpen([this] {
     for (const auto& key : CachedKeys()) Notify(key);

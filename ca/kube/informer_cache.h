@@ -30,6 +30,10 @@ struct KubeInformerTuning {
   int64_t page_size = 500;
 };
 
+// A resourceVersion as a number, to drop events older than what a cache holds; 0 when it is not
+// one (then the event is taken).
+uint64_t ParseResourceVersion(const std::string& rv);
+
 class InformerCache {
  protected:
   // namespaces empty: all. gate null: notifications are passed on from the start.
@@ -51,6 +55,10 @@ class InformerCache {
   virtual void OnDelete(const std::string& ns, const std::string& name) = 0;
   // The keys to replay when the gate opens.
   virtual std::vector<ServiceAccountKey> CachedKeys() const = 0;
+  // After any list (first or relist) once every informer has listed, and every resync period:
+  // for a derived class that re-checks everything itself (level-triggered repair).
+  virtual void OnInformersSynced() {}
+  virtual void OnInformersResync() {}
 
   // Tells the controller `key` may have changed (unless the gate still holds notifications
   // back: the replay covers them).

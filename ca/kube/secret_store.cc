@@ -3,18 +3,10 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include <cstdlib>
-
 #include "k8s/errors.h"
 
 namespace istioca::ca {
 namespace {
-
-uint64_t ParseRv(const std::string& rv) {
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(rv.c_str(), &end, 10);
-  return end != nullptr && *end == '\0' ? v : 0;
-}
 
 std::optional<ServiceAccountKey> KeyOfSecretName(const std::string& ns, const std::string& name) {
   const std::string prefix = kSecretNamePrefix;
@@ -96,7 +88,7 @@ size_t KubeSecretStore::cached() const {
 bool KubeSecretStore::Remember(const k8s::Secret& s) {
   auto key = KeyOfSecretName(s.meta.ns, s.meta.name);
   if (!key || !InScope(s.meta.ns)) return false;
-  uint64_t rv = ParseRv(s.meta.resource_version);
+  uint64_t rv = ParseResourceVersion(s.meta.resource_version);
   auto get = [&](const char* k) {
     auto it = s.data.find(k);
     return it == s.data.end() ? std::string() : it->second;
