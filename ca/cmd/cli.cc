@@ -33,6 +33,7 @@ int RunCli(int argc, char** argv) {
   RegisterInspect(app, ctx);
   RegisterNodeAgent(app, ctx);
   RegisterProbe(app, ctx);
+  RegisterRotate(app, ctx);
   RegisterVersion(app, ctx);
 
   std::vector<std::string> args;

@@ -17,6 +17,7 @@ void RegisterInspect(CLI::App& app, CommandContext& ctx);
 void RegisterServe(CLI::App& app, CommandContext& ctx);      // ca/serve_cmd.cc
 void RegisterProbe(CLI::App& app, CommandContext& ctx);      // ca/probe_cmd.cc
 void RegisterNodeAgent(CLI::App& app, CommandContext& ctx);  // ca/node_agent_cmd.cc
+void RegisterRotate(CLI::App& app, CommandContext& ctx);     // ca/cmd/rotate.cc
 
 int RunCli(int argc, char** argv);
 

@@ -104,9 +104,10 @@ std::map<std::string, std::string> RecordOf(const TrustState& state) {
   return m;
 }
 
-std::string ProgressJson(const Decision& d, const Publication& p, uint64_t generation,
-                         TimePoint at) {
+std::string ProgressJson(const Decision& d, const Publication& p, uint64_t generation, TimePoint at,
+                         const TrustPolicy& policy) {
   Json j = {{"generation", generation},
+            {"propagation_delay_micros", policy.propagation_delay.count()},
             {"objects_updated", d.objects_updated},
             {"objects_total", d.objects_total},
             {"last_write_unix_micros", InstantJson(p.last_write)},
@@ -126,6 +127,9 @@ std::optional<StoredProgress> ParseProgress(const std::string& text) {
   }
   StoredProgress p;
   p.generation = j["generation"].get<uint64_t>();
+  if (j.contains("propagation_delay_micros") && j["propagation_delay_micros"].is_number_integer()) {
+    p.propagation_delay = Duration(j["propagation_delay_micros"].get<int64_t>());
+  }
   auto size = [&](const char* k) -> size_t {
     return j.contains(k) && j[k].is_number_unsigned() ? j[k].get<size_t>() : 0;
   };
@@ -133,8 +137,9 @@ std::optional<StoredProgress> ParseProgress(const std::string& text) {
   p.decision.objects_total = size("objects_total");
   p.publication = {p.generation, p.decision.objects_updated, p.decision.objects_total,
                    InstantFrom(j, "last_write_unix_micros")};
-  for (Gate g : {Gate::kNone, Gate::kDistribution, Gate::kPropagationDelay,
-                 Gate::kCertsWithoutNewRoot, Gate::kPreviousSignerCerts, Gate::kActiveSignerExpiry}) {
+  for (Gate g :
+       {Gate::kNone, Gate::kDistribution, Gate::kPropagationDelay, Gate::kCertsWithoutNewRoot,
+        Gate::kPreviousSignerCerts, Gate::kActiveSignerExpiry}) {
     if (j.value("gate", "") == GateName(g)) p.decision.gate = g;
   }
   p.decision.next_transition = InstantFrom(j, "next_transition_unix_micros");
@@ -243,11 +248,10 @@ Status TrustManager::Apply(const TrustState& state, bool initial) {
     // SetBundle waited for every sign on the old bundle: this covers all of them.
     latest_at_swap_ = authority_.LatestIssuedNotAfter();
     applied_ = key;
-    Logger("trust")->info(
-        "{} signer serial={} not_after={} stage={} roots={} bundle_generation={}",
-        initial ? "serving" : "switched to", (*bundle)->signer.cert.SerialHex(),
-        FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
-        state.roots.size(), state.bundle_generation);
+    Logger("trust")->info("{} signer serial={} not_after={} stage={} roots={} bundle_generation={}",
+                          initial ? "serving" : "switched to", (*bundle)->signer.cert.SerialHex(),
+                          FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
+                          state.roots.size(), state.bundle_generation);
     if (!initial && hooks_.on_change) hooks_.on_change();
   }
   state_ = state;
@@ -314,7 +318,8 @@ Status TrustManager::Tick() {
     if (result.ok() && !options_.self_signed) result = CheckPluggedFiles(now);
     if (result.ok() && options_.self_signed) result = CheckRootAge(now);
     if (result.ok()) result = DecideAndAct(now);
-    if (!result.ok()) log->warn("trust lifecycle pass failed; retrying error=\"{}\"", result.ToString());
+    if (!result.ok())
+      log->warn("trust lifecycle pass failed; retrying error=\"{}\"", result.ToString());
   } else {
     snapshot_.state = state_;
     snapshot_.record_version = version_;
@@ -330,9 +335,9 @@ Status TrustManager::CheckPluggedFiles(TimePoint now) {
   const bool forced = force_file_check_;
   force_file_check_ = false;
   if (!forced && (fp == files_fingerprint_ || fp == rejected_fingerprint_)) return OkStatus();
-  Counter& failures = metrics_.GetCounter(
-      "istio_ca_ca_bundle_reload_failures_total",
-      "Plugged-in CA bundle changes rejected (the old bundle keeps serving).");
+  Counter& failures =
+      metrics_.GetCounter("istio_ca_ca_bundle_reload_failures_total",
+                          "Plugged-in CA bundle changes rejected (the old bundle keeps serving).");
   Gauge& failing = metrics_.GetGauge("istio_ca_ca_bundle_reload_failing",
                                      "1 while the plugged-in CA files on disk are rejected.");
   auto reject = [&](const Status& why) {
@@ -352,14 +357,33 @@ Status TrustManager::CheckPluggedFiles(TimePoint now) {
   };
   PluggedFiles files{read(options_.plugged.signing_cert), read(options_.plugged.cert_chain),
                      read(options_.plugged.root_cert)};
+  // The files already staged (a restart in prepared) are not a new change.
+  if (state_.stage == Stage::kPrepared && state_.next &&
+      SameCertificate(state_.next->cert_pem, files.signer_cert_pem)) {
+    files_fingerprint_ = fp;
+    failing.Set(0);
+    return OkStatus();
+  }
   auto change = ClassifyPluggedChange(state_, files, now);
   if (!change.ok()) return reject(change.status());
+  if (change->signer == SignerChange::kSameRootRenewal) {
+    // A signer under a root that is leaving (e.g. the old CA's files put back mid-rotation) would
+    // sign under a root that rule 3 is about to drop.
+    for (const RootEntry& r : state_.roots) {
+      if ((r.leaving || r.retire_after) && SameCertificate(r.cert_pem, change->anchor_root_pem)) {
+        return reject(FailedPrecondition(
+            "the new signer chains to a root that is leaving the bundle; finish the rotation "
+            "first (istio-ca rotate --status)"));
+      }
+    }
+  }
   failing.Set(0);
   rejected_fingerprint_.clear();
 
   TrustState s = state_;
   for (const std::string& root : change->added_roots) {
-    if (change->signer == SignerChange::kNewRoot && SameCertificate(root, change->anchor_root_pem)) {
+    if (change->signer == SignerChange::kNewRoot &&
+        SameCertificate(root, change->anchor_root_pem)) {
       continue;  // Prepare adds it
     }
     s.roots.push_back({root, std::nullopt});
@@ -378,9 +402,10 @@ Status TrustManager::CheckPluggedFiles(TimePoint now) {
     case SignerChange::kNewRoot: {
       if (state_.stage != Stage::kStable) {
         if (last_log_ != fp) {
-          log->warn("the plugged-in CA moved to a new root while a rotation is in progress "
-                    "(stage {}); it is staged once the rotation ends",
-                    StageName(state_.stage));
+          log->warn(
+              "the plugged-in CA moved to a new root while a rotation is in progress "
+              "(stage {}); it is staged once the rotation ends",
+              StageName(state_.stage));
           last_log_ = fp;
         }
         return OkStatus();  // the fingerprint stays unseen: retried every tick
@@ -469,9 +494,10 @@ Status TrustManager::DecideAndAct(TimePoint now) {
                   generation, pub.updated, pub.total, Rfc(pub.last_write.value_or(now)));
       }
       if (d.unsafe_at && last_log_ != "unsafe") {
-        log->error("UNSAFE: the active signer expires before the new root can be safely "
-                   "activated; forced activation at {}",
-                   Rfc(d.unsafe_at));
+        log->error(
+            "UNSAFE: the active signer expires before the new root can be safely "
+            "activated; forced activation at {}",
+            Rfc(d.unsafe_at));
         last_log_ = "unsafe";
       }
       break;
@@ -480,14 +506,16 @@ Status TrustManager::DecideAndAct(TimePoint now) {
       const bool forced = d.unsafe();
       ASSIGN_OR_RETURN(s, Activate(s, {authority_.LatestIssuedNotAfter()}, now, forced));
       if (forced) {
-        log->error("UNSAFE forced activation: the old signer expires at {}; workloads whose "
-                   "bundle lacks the new root reject peers signed by it until they refresh",
-                   Rfc(state_.active_signer_not_after));
+        log->error(
+            "UNSAFE forced activation: the old signer expires at {}; workloads whose "
+            "bundle lacks the new root reject peers signed by it until they refresh",
+            Rfc(state_.active_signer_not_after));
         transition("force-activate-unsafe");
       } else {
-        log->info("activated the next signer: every object carries the new root since {}, "
-                  "certificates without it expired; old root retires after {}",
-                  Rfc(pub.last_write), Rfc(s.previous_signer_until));
+        log->info(
+            "activated the next signer: every object carries the new root since {}, "
+            "certificates without it expired; old root retires after {}",
+            Rfc(pub.last_write), Rfc(s.previous_signer_until));
         transition("activate");
       }
       break;
@@ -502,15 +530,14 @@ Status TrustManager::DecideAndAct(TimePoint now) {
   }
   // The progress document for `rotate --status`, rewritten only when something in it but the
   // decision time changed.
-  const std::string progress = ProgressJson(d, pub, generation, now);
+  const std::string progress = ProgressJson(d, pub, generation, now, options_.policy);
   auto strip = [](const std::string& doc) {
     Json j = Json::parse(doc, nullptr, false);
     if (j.is_object()) j.erase("decided_at_unix_micros");
     return j.dump();
   };
-  const bool progress_changed =
-      (s.stage != Stage::kStable || state_.stage != Stage::kStable) &&
-      strip(progress) != strip(progress_written_);
+  const bool progress_changed = (s.stage != Stage::kStable || state_.stage != Stage::kStable) &&
+                                strip(progress) != strip(progress_written_);
   if (progress_changed) progress_written_ = progress;
   if (s == state_ && !progress_changed) return OkStatus();
   Status persisted = Persist(s, ActionName(d.action));

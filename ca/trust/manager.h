@@ -80,9 +80,10 @@ Result<TrustState> StateFromIstioRecord(const StoredRecord& record, TimePoint no
 std::map<std::string, std::string> RecordOf(const TrustState& state);
 // The progress document kept next to the state, and its parse (absent or malformed: nullopt).
 std::string ProgressJson(const Decision& decision, const Publication& publication,
-                         uint64_t generation, TimePoint at);
+                         uint64_t generation, TimePoint at, const TrustPolicy& policy);
 struct StoredProgress {
   uint64_t generation = 0;
+  std::optional<Duration> propagation_delay;  // the daemon's --trust-propagation-delay
   Publication publication;
   Decision decision;
   TimePoint at{};
@@ -128,8 +129,8 @@ class TrustManager {
 
   mutable std::mutex mu_;  // one pass at a time; guards everything below
   TrustState state_;
-  std::string version_;           // of the record state_ came from
-  std::string applied_;           // signer + bundle now in the Authority (to skip no-op swaps)
+  std::string version_;  // of the record state_ came from
+  std::string applied_;  // signer + bundle now in the Authority (to skip no-op swaps)
   std::optional<TimePoint> latest_at_swap_;  // Authority's latest NotAfter right after a swap
   bool leading_ = false;
   bool force_file_check_ = false;
