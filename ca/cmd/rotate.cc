@@ -1,6 +1,8 @@
 // `istio-ca rotate`: the trust lifecycle's state and its operator actions, on the CA's storage
 // (--local-dir DIR, or the Kubernetes API with --istio-ca-storage-namespace), with or without a
 // running daemon (DESIGN "Trust lifecycle"). Exit 0 done, 1 refused, 2 bad input.
+#include "ca/trust/rotate.h"
+
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -8,7 +10,6 @@
 #include "ca/cmd/cli.h"
 #include "ca/kube/ca_store.h"
 #include "ca/local/ca_store.h"
-#include "ca/trust/rotate.h"
 #include "k8s/config.h"
 #include "k8s/http_api.h"
 

@@ -192,8 +192,9 @@ std::string StatusText(const RotateStatus& st) {
   const char* next = NextTransition(st);
   out << "next transition: " << next;
   if (std::string(next) != "none") {
-    out << " at " << (st.decision.next_transition ? FormatRfc3339(*st.decision.next_transition)
-                                                  : std::string("(not yet known)"));
+    out << " at "
+        << (st.decision.next_transition ? FormatRfc3339(*st.decision.next_transition)
+                                        : std::string("(not yet known)"));
     if (st.decision.next_transition && *st.decision.next_transition > st.at) {
       out << " (in " << FormatDuration(*st.decision.next_transition - st.at) << ")";
     } else if (st.decision.next_transition) {
@@ -266,8 +267,7 @@ Result<RotateStatus> StartRotation(CaStore& store, const StartOptions& options,
     ASSIGN_OR_RETURN(pki::Certificate root, pki::MakeSelfSignedRoot(key, {org, ttl}, now));
     ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
     const std::string root_pem = root.ToPem();
-    return Prepare(s, {root_pem, key_pem.str(), ""}, root_pem, {s.active.cert_pem}, Issued{},
-                   now);
+    return Prepare(s, {root_pem, key_pem.str(), ""}, root_pem, {s.active.cert_pem}, Issued{}, now);
   });
 }
 

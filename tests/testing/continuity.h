@@ -33,7 +33,8 @@
 
 namespace istioca::testing {
 
-// One consumer's credentials, as read at one instant.
+// One consumer's credentials, as read at one instant. A set with only `roots_pem` (an
+// istio-ca-root-cert ConfigMap: what istio-agent verifies peers with) is checked as a verifier.
 struct CredentialSet {
   std::string name;
   std::string chain_pem;  // cert-chain.pem: leaf + intermediates
@@ -64,19 +65,28 @@ namespace continuity_detail {
 
 struct Parsed {
   std::string name;
+  bool roots_only = false;
   std::vector<pki::Certificate> chain;
   std::vector<pki::Certificate> roots;
   std::optional<pki::PrivateKey> key;
 };
 
 inline std::optional<Parsed> Parse(const CredentialSet& s, std::string& why) {
+  if (s.chain_pem.empty()) {
+    auto roots = pki::Certificate::ParsePemChain(s.roots_pem);
+    if (!roots.ok()) {
+      why = s.name + ": unparsable root-cert.pem";
+      return std::nullopt;
+    }
+    return Parsed{s.name, true, {}, std::move(roots).value(), std::nullopt};
+  }
   auto chain = pki::Certificate::ParsePemChain(s.chain_pem);
   auto roots = pki::Certificate::ParsePemChain(s.roots_pem);
   if (!chain.ok() || !roots.ok()) {
     why = s.name + ": unparsable cert-chain.pem or root-cert.pem";
     return std::nullopt;
   }
-  Parsed p{s.name, std::move(chain).value(), std::move(roots).value(), std::nullopt};
+  Parsed p{s.name, false, std::move(chain).value(), std::move(roots).value(), std::nullopt};
   auto key = pki::PrivateKey::FromPem(s.key_pem);
   if (key.ok()) p.key = std::move(key).value();
   return p;
@@ -159,7 +169,8 @@ inline std::string Handshake(const Parsed& server, const Parsed& client) {
 class ContinuityChecker {
  public:
   using Loader = std::function<std::vector<CredentialSet>()>;
-  explicit ContinuityChecker(Loader load, std::chrono::milliseconds period = std::chrono::milliseconds(100))
+  explicit ContinuityChecker(Loader load,
+                             std::chrono::milliseconds period = std::chrono::milliseconds(100))
       : load_(std::move(load)), period_(period) {}
   ~ContinuityChecker() { Stop(); }
 
@@ -193,6 +204,7 @@ class ContinuityChecker {
     std::lock_guard<std::mutex> lock(mu_);
     rounds_++;
     for (const auto& a : sets) {
+      if (a.roots_only) continue;
       std::vector<pki::Certificate> intermediates(a.chain.begin() + 1, a.chain.end());
       for (const auto& b : sets) {
         checks_++;
@@ -203,10 +215,16 @@ class ContinuityChecker {
         }
       }
     }
-    for (size_t i = 0; i + 1 < sets.size(); ++i) {
+    std::vector<const continuity_detail::Parsed*> peers;
+    for (const auto& p : sets) {
+      if (!p.roots_only) peers.push_back(&p);
+    }
+    for (size_t i = 0; i + 1 < peers.size(); ++i) {
       handshakes_++;
-      const std::string err = continuity_detail::Handshake(sets[i], sets[i + 1]);
-      if (!err.empty()) FailLocked("TLS " + sets[i].name + " <- " + sets[i + 1].name + ": " + err);
+      const std::string err = continuity_detail::Handshake(*peers[i], *peers[i + 1]);
+      if (!err.empty()) {
+        FailLocked("TLS " + peers[i]->name + " <- " + peers[i + 1]->name + ": " + err);
+      }
     }
   }
 
@@ -229,8 +247,8 @@ class ContinuityChecker {
   std::string Report() const {
     std::lock_guard<std::mutex> lock(mu_);
     std::ostringstream out;
-    out << rounds_ << " rounds, " << checks_ << " chain checks, " << handshakes_
-        << " handshakes, " << failures_ << " failures";
+    out << rounds_ << " rounds, " << checks_ << " chain checks, " << handshakes_ << " handshakes, "
+        << failures_ << " failures";
     for (const auto& [why, n] : reasons_) out << "\n  " << n << "x " << why;
     return out.str();
   }

@@ -3,6 +3,8 @@
 // a checker that verifies every set against every other set every 100 ms, while a rotation runs
 // from start to end — with a daemon restart in the middle of each stage. A negative control
 // shows the checker catches an unstaged switch.
+#include "tests/testing/continuity.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,7 +18,6 @@
 
 #include "pki/issue.h"
 #include "tests/ca/temp_dir.h"
-#include "tests/testing/continuity.h"
 #include "tests/testing/test_ca.h"
 #include "tests/testing/wait.h"
 
@@ -27,12 +28,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using istioca::testing::ContinuityChecker;
+using istioca::testing::CredentialSet;
 using istioca::testing::Must;
 using istioca::testing::ReadAll;
 using istioca::testing::TempDir;
-using istioca::testing::WriteFile;
-using istioca::testing::CredentialSet;
 using istioca::testing::WaitFor;
+using istioca::testing::WriteFile;
 
 const std::vector<std::string> kAccounts = {"web", "api", "db"};
 constexpr auto kStageWait = 60000ms;
@@ -108,12 +109,11 @@ class Mesh {
     }
     chmod((dir_ / "agent/key.pem").c_str(), 0600);
     agent_ = std::make_unique<Process>(
-        std::vector<std::string>{ISTIOCA_BINARY, "node-agent", "--ca-address",
-                                 "127.0.0.1:" + std::to_string(grpc_port_), "--cert-chain",
-                                 dir_ / "agent/cert-chain.pem", "--key", dir_ / "agent/key.pem",
-                                 "--root-cert", dir_ / "agent/root-cert.pem",
-                                 "--ca-server-name", "istio-ca", "--workload-cert-ttl", "10s",
-                                 "--max-retry-interval", "1s"},
+        std::vector<std::string>{
+            ISTIOCA_BINARY, "node-agent", "--ca-address", "127.0.0.1:" + std::to_string(grpc_port_),
+            "--cert-chain", dir_ / "agent/cert-chain.pem", "--key", dir_ / "agent/key.pem",
+            "--root-cert", dir_ / "agent/root-cert.pem", "--ca-server-name", "istio-ca",
+            "--workload-cert-ttl", "10s", "--max-retry-interval", "1s"},
         dir_ / "agent.log");
     // The agent's first renewal (at half of its bootstrap certificate's life) proves it works.
     const std::string bootstrap = ReadAll(dir_ / "agent/cert-chain.pem");
@@ -195,8 +195,7 @@ class Mesh {
       auto chain = pki::Certificate::ParsePemChain(s.chain_pem);
       if (!chain.ok()) return false;
       std::vector<pki::Certificate> rest(chain->begin() + 1, chain->end());
-      if (!pki::VerifyChain((*chain)[0], rest, {root}, SystemClock::Get().Now()).ok())
-        return false;
+      if (!pki::VerifyChain((*chain)[0], rest, {root}, SystemClock::Get().Now()).ok()) return false;
     }
     return true;
   }
@@ -264,8 +263,7 @@ TEST_CASE("a new-key rotation of the self-signed root, restarted in each stage, 
   auto final_status = m.Status();
   REQUIRE(final_status["roots"].size() == 1);
   CHECK(final_status["roots"][0]["subject_key_id"] == next_skid);
-  const pki::Certificate new_root =
-      CertFromPem(ReadAll(m.dir_ / "ca/root-cert.pem"));
+  const pki::Certificate new_root = CertFromPem(ReadAll(m.dir_ / "ca/root-cert.pem"));
   REQUIRE(WaitFor([&] { return m.AllUnder(new_root) && m.SecretsCarry(1); }, kStageWait));
   m.checker_.CheckOnce();
   m.checker_.Stop();
@@ -322,8 +320,7 @@ TEST_CASE("a plugged-in CA moved to a new root is staged, restarted in each stag
   CHECK(m.Stage() == "active");
 
   REQUIRE(m.WaitStage("stable"));
-  const bool moved =
-      WaitFor([&] { return m.AllUnder(ca2.root) && m.SecretsCarry(1); }, kStageWait);
+  const bool moved = WaitFor([&] { return m.AllUnder(ca2.root) && m.SecretsCarry(1); }, kStageWait);
   INFO(m.Status().dump(2) << "\n" << m.Logs());
   REQUIRE(moved);
   m.checker_.CheckOnce();
