@@ -249,7 +249,7 @@ Status TrustManager::Apply(const TrustState& state, bool initial) {
     latest_at_swap_ = authority_.LatestIssuedNotAfter();
     applied_ = key;
     Logger("trust")->info("{} signer serial={} not_after={} stage={} roots={} bundle_generation={}",
-                          initial ? "serving" : "switched to", (*bundle)->signer.cert.SerialHex(),
+                          initial ? "serving" : "now serving", (*bundle)->signer.cert.SerialHex(),
                           FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
                           state.roots.size(), state.bundle_generation);
     if (!initial && hooks_.on_change) hooks_.on_change();

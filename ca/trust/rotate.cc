@@ -203,6 +203,14 @@ std::string StatusText(const RotateStatus& st) {
   }
   out << "\n";
   if (std::string(next) != "none") out << "waiting for: " << GateText(st) << "\n";
+  if (st.progress && st.progress->generation == st.state.bundle_generation &&
+      st.state.stage != Stage::kStable) {
+    out << "distribution: " << st.progress->publication.updated << " of "
+        << st.progress->publication.total
+        << " secrets and ConfigMaps carry bundle generation " << st.state.bundle_generation
+        << " (last written " << Instant(st.progress->publication.last_write) << ", recorded "
+        << FormatRfc3339(st.progress->at) << ")\n";
+  }
   if (st.state.forced_activation) out << "WARNING: the last activation was forced (unsafe)\n";
   return out.str();
 }
@@ -225,7 +233,8 @@ std::string StatusJson(const RotateStatus& st) {
       {"next_transition",
        {{"name", NextTransition(st)},
         {"at", InstantJson(st.decision.next_transition)},
-        {"gate", GateName(st.decision.gate)},
+        {"gate", std::string(NextTransition(st)) == "none" ? GateName(Gate::kNone)
+                                                           : GateName(st.decision.gate)},
         {"objects_updated", st.decision.objects_updated},
         {"objects_total", st.decision.objects_total},
         {"outstanding_not_after", InstantJson(st.decision.outstanding_not_after)},
