@@ -206,9 +206,9 @@ std::string StatusText(const RotateStatus& st) {
   if (st.progress && st.progress->generation == st.state.bundle_generation &&
       st.state.stage != Stage::kStable) {
     out << "distribution: " << st.progress->publication.updated << " of "
-        << st.progress->publication.total
-        << " secrets and ConfigMaps carry bundle generation " << st.state.bundle_generation
-        << " (last written " << Instant(st.progress->publication.last_write) << ", recorded "
+        << st.progress->publication.total << " secrets and ConfigMaps carry bundle generation "
+        << st.state.bundle_generation << " (last written "
+        << Instant(st.progress->publication.last_write) << ", recorded "
         << FormatRfc3339(st.progress->at) << ")\n";
   }
   if (st.state.forced_activation) out << "WARNING: the last activation was forced (unsafe)\n";

@@ -136,8 +136,8 @@ struct Mesh {
     return true;
   }
   nlohmann::json Status() {
-    const std::string cmd = std::string(ISTIOCA_BINARY) + " rotate --kube-config " + kubeconfig +
-                            " --json 2>/dev/null";
+    const std::string cmd =
+        std::string(ISTIOCA_BINARY) + " rotate --kube-config " + kubeconfig + " --json 2>/dev/null";
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
     char buf[4096];
