@@ -39,9 +39,10 @@ void RemoveAll(const std::string& path);
 // leaves the previous set published. Missing or replaced per-file links are repaired, and every
 // other ..* entry (older generations, orphans of an interrupted publication) is removed after
 // the swap.
+// `data` is borrowed (the caller keeps it alive for the call), so key material is not copied.
 struct FileToPublish {
   std::string name;  // a plain file name, no '/'
-  std::string data;
+  std::string_view data;
   int mode = 0644;
 };
 Status PublishTogether(const std::string& dir, const std::vector<FileToPublish>& files,

@@ -1,6 +1,7 @@
 #include "pki/pem.h"
 
 #include "base/base64.h"
+#include "base/secret.h"
 
 namespace istioca::pki {
 namespace {
@@ -85,13 +86,20 @@ Result<std::vector<PemBlock>> ParsePem(std::string_view input) {
 }
 
 std::string EncodePem(std::string_view type, std::string_view der) {
-  const std::string b64 = Base64Encode(der);
-  std::string out = "-----BEGIN " + std::string(type) + "-----\n";
+  // `der` may be a private key, and so is its base64 text: the intermediate buffer is wiped,
+  // and `out` is sized once so that no reallocation leaves a partial copy behind.
+  std::string b64 = Base64Encode(der);
+  const std::string begin = "-----BEGIN " + std::string(type) + "-----\n";
+  const std::string end = "-----END " + std::string(type) + "-----\n";
+  std::string out;
+  out.reserve(begin.size() + b64.size() + b64.size() / 64 + 1 + end.size());
+  out += begin;
   for (size_t i = 0; i < b64.size(); i += 64) {
     out.append(b64, i, 64);
     out += '\n';
   }
-  out += "-----END " + std::string(type) + "-----\n";
+  out += end;
+  Cleanse(b64.data(), b64.size());
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/secret.h"
 #include "base/status.h"
 #include "base/time.h"
 
@@ -34,10 +35,10 @@ inline constexpr const char* kSecretNamePrefix = "istio.";
 inline constexpr const char* kWorkloadSecretType = "istio.io/key-and-cert";
 inline constexpr const char* kServiceAccountAnnotation = "istio.io/service-account.name";
 
-// The content of one workload secret.
+// The content of one workload secret. Move-only, as its key is: Clone() is the one way to copy.
 struct WorkloadSecret {
   std::string cert_chain_pem;
-  std::string key_pem;
+  SecretString key_pem;
   std::string root_cert_pem;
   // Opaque version of what was read (Kubernetes resourceVersion; the local generation
   // directory). Update() succeeds only if the stored version still equals it (optimistic
@@ -50,6 +51,13 @@ struct WorkloadSecret {
 
   // Whether the stored key.pem is usable as far as the controller checks.
   bool KeyLooksValid() const;
+  // A copy, key included (for fakes and tests that keep what they were given).
+  WorkloadSecret Clone() const {
+    WorkloadSecret out{cert_chain_pem, SecretString(std::string(key_pem.str())), root_cert_pem,
+                       version};
+    out.stored_key_looks_valid = stored_key_looks_valid;
+    return out;
+  }
 };
 
 // Cheap structural check of key.pem: parsing keys is slow in OpenSSL 3 and serialises threads,
@@ -60,7 +68,7 @@ inline bool LooksLikePrivateKeyPem(const std::string& pem) {
 }
 
 inline bool WorkloadSecret::KeyLooksValid() const {
-  return stored_key_looks_valid.value_or(LooksLikePrivateKeyPem(key_pem));
+  return stored_key_looks_valid.value_or(LooksLikePrivateKeyPem(key_pem.str()));
 }
 
 // Where service accounts come from. Implementations: local directory, Kubernetes informer.

@@ -333,7 +333,8 @@ Status Controller::Execute(const Work& w) {
     csr_err_count_.Inc();
     return key_pem.status().WithContext("encoding workload key");
   }
-  WorkloadSecret secret{issued->CertChainPem(), key_pem->str(), issued->RootCertPem(), w.version};
+  WorkloadSecret secret{issued->CertChainPem(), std::move(*key_pem), issued->RootCertPem(),
+                        w.version};
   Status s = w.action == SecretAction::kCreate ? secrets_.Create(w.key, secret)
                                                : secrets_.Update(w.key, secret);
   if (!s.ok()) {

@@ -27,6 +27,14 @@ std::string KeyDigest(const std::string& pem) {
   return digest;
 }
 
+// Overwrites the key.pem held in a secret object once it has been sent or looked at, so the
+// copies that pass through here do not linger in freed memory. (The JSON text the client
+// encodes and decodes is the k8s layer's, and not wiped here.)
+void WipeKey(k8s::Secret& s) {
+  auto it = s.data.find(kPrivateKeyKey);
+  if (it != s.data.end()) Cleanse(it->second.data(), it->second.size());
+}
+
 }  // namespace
 
 KubeSecretStore::KubeSecretStore(std::shared_ptr<k8s::Api> api, std::vector<std::string> namespaces,
@@ -47,7 +55,9 @@ void KubeSecretStore::OnUpsert(const k8s::Json& o) {
   }
   auto key = KeyOfSecretName(s->meta.ns, s->meta.name);
   if (!key) return;
-  if (Remember(*s)) Notify(*key);
+  const bool changed = Remember(*s);
+  WipeKey(*s);
+  if (changed) Notify(*key);
 }
 
 void KubeSecretStore::OnDelete(const std::string& ns, const std::string& name) {
@@ -127,19 +137,19 @@ Result<WorkloadSecret> KubeSecretStore::Get(const ServiceAccountKey& key) const 
     if (!s.ok()) return s.status();
     if (s->type != kWorkloadSecretType)
       return NotFound("secret is not of type " + std::string(kWorkloadSecretType));
-    auto get = [&](const char* k) {
+    auto take = [&](const char* k) {
       auto it = s->data.find(k);
-      return it == s->data.end() ? std::string() : it->second;
+      return it == s->data.end() ? std::string() : std::move(it->second);
     };
-    return WorkloadSecret{get(kCertChainKey), get(kPrivateKeyKey), get(kRootCertKey),
-                          s->meta.resource_version};
+    return WorkloadSecret{take(kCertChainKey), SecretString(take(kPrivateKeyKey)),
+                          take(kRootCertKey), s->meta.resource_version};
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = cache_.find(key);
   if (it == cache_.end())
     return NotFound("secret " + key.ns + "/" + key.SecretName() + " not found");
   const Cached& c = it->second;
-  WorkloadSecret out{c.chain, "", c.root ? *c.root : std::string(), c.rv_text};
+  WorkloadSecret out{c.chain, SecretString(), c.root ? *c.root : std::string(), c.rv_text};
   out.stored_key_looks_valid = c.key_looks_valid;
   return out;
 }
@@ -152,23 +162,25 @@ k8s::Secret KubeSecretStore::BuildSecret(const ServiceAccountKey& key,
   s.meta.annotations[kServiceAccountAnnotation] = key.name;
   s.type = kWorkloadSecretType;
   s.data[kCertChainKey] = secret.cert_chain_pem;
-  s.data[kPrivateKeyKey] = secret.key_pem;
+  s.data[kPrivateKeyKey] = secret.key_pem.str();  // wiped by the caller once sent
   s.data[kRootCertKey] = secret.root_cert_pem;
   return s;
 }
 
 Status KubeSecretStore::Create(const ServiceAccountKey& key, const WorkloadSecret& secret) {
   ++writes_;
-  auto created = k8s::CreateSecret(api(), BuildSecret(key, secret));
+  k8s::Secret s = BuildSecret(key, secret);
+  auto created = k8s::CreateSecret(api(), s);
+  WipeKey(s);
   if (created.ok()) {
     Remember(*created);
+    WipeKey(*created);
     return OkStatus();
   }
   if (k8s::IsAlreadyExists(created.status())) {
     // Our cache is behind (or another replica won): read it so the controller's next look
     // sees what is there instead of trying to create again.
-    auto current = k8s::GetSecret(api(), key.ns, key.SecretName());
-    if (current.ok()) Remember(*current);
+    RememberCurrent(key);
   }
   return created.status();
 }
@@ -182,8 +194,9 @@ Status KubeSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecre
     if (it != cache_.end()) {
       const Cached& c = it->second;
       if (c.rv_text == secret.version && c.chain == secret.cert_chain_pem &&
-          !c.key_digest.empty() && c.key_digest == KeyDigest(secret.key_pem) && c.root &&
+          !c.key_digest.empty() && c.key_digest == KeyDigest(secret.key_pem.str()) && c.root &&
           *c.root == secret.root_cert_pem) {
+        WipeKey(s);
         return OkStatus();  // nothing would change: no write
       }
       // Keep labels and extra annotations others put on the secret.
@@ -193,15 +206,21 @@ Status KubeSecretStore::Update(const ServiceAccountKey& key, const WorkloadSecre
   }
   ++writes_;
   auto updated = k8s::UpdateSecret(api(), s);
+  WipeKey(s);
   if (updated.ok()) {
     Remember(*updated);
+    WipeKey(*updated);
     return OkStatus();
   }
-  if (k8s::IsConflict(updated.status())) {
-    auto current = k8s::GetSecret(api(), key.ns, key.SecretName());
-    if (current.ok()) Remember(*current);
-  }
+  if (k8s::IsConflict(updated.status())) RememberCurrent(key);
   return updated.status();
+}
+
+void KubeSecretStore::RememberCurrent(const ServiceAccountKey& key) {
+  auto current = k8s::GetSecret(api(), key.ns, key.SecretName());
+  if (!current.ok()) return;
+  Remember(*current);
+  WipeKey(*current);
 }
 
 Status KubeSecretStore::Delete(const ServiceAccountKey& key) {

@@ -68,6 +68,8 @@ class KubeSecretStore final : public SecretStore, private InformerCache {
   std::vector<ServiceAccountKey> CachedKeys() const override;
   // Stores `s` unless the cache already holds a newer version. Returns true when stored.
   bool Remember(const k8s::Secret& s);
+  // Reads the secret from the API into the cache (after a conflict or AlreadyExists).
+  void RememberCurrent(const ServiceAccountKey& key);
   void Forget(const std::string& ns, const std::string& name);
 
   mutable std::mutex mu_;

@@ -32,7 +32,7 @@ constexpr const char* kDataLink = "..data";
 
 std::vector<FileToPublish> SecretFiles(const WorkloadSecret& secret) {
   return {{kCertChainKey, secret.cert_chain_pem, 0644},
-          {kPrivateKeyKey, secret.key_pem, 0600},
+          {kPrivateKeyKey, secret.key_pem.view(), 0600},
           {kRootCertKey, secret.root_cert_pem, 0644}};
 }
 
@@ -247,14 +247,16 @@ Result<WorkloadSecret> LocalSecretStore::Get(const ServiceAccountKey& key) const
     return out;  // no usable ..data: present but corrupt
   }
   out.version = *gen;
-  std::string* fields[] = {&out.cert_chain_pem, &out.key_pem, &out.root_cert_pem};
+  std::string* fields[] = {&out.cert_chain_pem, nullptr, &out.root_cert_pem};  // [1]: the key
   for (int i = 0; i < 3; ++i) {
     // A reader opens DIR/<file>; if that name no longer points into ..data the set is broken
     // for readers even when the generation is intact, so report the file as empty.
     auto link = ReadLink(dir + "/" + kFiles[i]);
     if (!link.ok() || *link != std::string(kDataLink) + "/" + kFiles[i]) continue;
     auto data = ReadFileToString(dir + "/" + *gen + "/" + kFiles[i]);
-    if (data.ok()) {
+    if (data.ok() && fields[i] == nullptr) {
+      out.key_pem = SecretString(std::move(data).value());
+    } else if (data.ok()) {
       *fields[i] = std::move(data).value();
     } else if (data.status().code() != Code::kNotFound) {
       return data.status();

@@ -17,6 +17,7 @@
 #include "base/backoff.h"
 #include "base/files.h"
 #include "base/log.h"
+#include "base/secret.h"
 #include "istio/v1/auth/ca_service.grpc.pb.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
@@ -52,11 +53,11 @@ namespace {
 // Key and chain (and the roots, when they share the directory) as one unit: PublishTogether's
 // ..data swap. Files in different directories are each replaced atomically, key first; a reader
 // may then briefly see the new key with the old chain.
-Status WriteFiles(const NodeAgentOptions& o, const std::string& key_pem,
+Status WriteFiles(const NodeAgentOptions& o, const SecretString& key_pem,
                   const std::string& chain_pem, const std::string& roots_pem, bool roots_changed) {
   const std::filesystem::path key(o.key), chain(o.cert_chain), roots(o.root_cert);
   if (key.parent_path() == chain.parent_path() && key.filename() != chain.filename()) {
-    std::vector<FileToPublish> files = {{key.filename(), key_pem, 0600},
+    std::vector<FileToPublish> files = {{key.filename(), key_pem.view(), 0600},
                                         {chain.filename(), chain_pem, 0644}};
     const bool roots_together = roots.parent_path() == key.parent_path() &&
                                 roots.filename() != key.filename() &&
@@ -66,7 +67,7 @@ Status WriteFiles(const NodeAgentOptions& o, const std::string& key_pem,
     RETURN_IF_ERROR(PublishTogether(dir, files, /*durable=*/true));
     if (roots_together || !roots_changed) return OkStatus();
   } else {
-    RETURN_IF_ERROR(WriteFileAtomic(o.key, key_pem, 0600, /*durable=*/true));
+    RETURN_IF_ERROR(WriteFileAtomic(o.key, key_pem.view(), 0600, /*durable=*/true));
     RETURN_IF_ERROR(WriteFileAtomic(o.cert_chain, chain_pem, 0644, /*durable=*/true));
     if (!roots_changed) return OkStatus();
   }
@@ -82,22 +83,23 @@ std::string Trim(std::string s) {
 
 struct CurrentFiles {
   std::vector<pki::Certificate> chain;
-  std::string key_pem;
+  SecretString key_pem;
   std::string chain_pem;
 };
 
 // The current certificate and key, if they are readable and belong together.
 std::optional<CurrentFiles> ReadCurrent(const NodeAgentOptions& o) {
   auto chain_pem = ReadFileToString(o.cert_chain);
-  auto key_pem = ReadFileToString(o.key);
-  if (!chain_pem.ok() || !key_pem.ok()) return std::nullopt;
+  if (!chain_pem.ok()) return std::nullopt;
+  auto key_read = ReadFileToString(o.key);
+  if (!key_read.ok()) return std::nullopt;
+  SecretString key_pem(std::move(key_read).value());
   auto chain = pki::Certificate::ParsePemChain(*chain_pem);
-  auto key = pki::PrivateKey::FromPem(*key_pem);
+  auto key = pki::PrivateKey::FromPem(key_pem.str());
   if (!chain.ok() || !key.ok() || !pki::SamePublicKey(chain->front().PublicKey(), key->get())) {
     return std::nullopt;
   }
-  return CurrentFiles{std::move(chain).value(), std::move(key_pem).value(),
-                      std::move(chain_pem).value()};
+  return CurrentFiles{std::move(chain).value(), std::move(key_pem), std::move(chain_pem).value()};
 }
 
 std::string HostOf(const std::string& address) {
@@ -184,7 +186,7 @@ Status NodeAgent::RenewImpl() {
     identity = current->chain.front().UriSans();
     const pki::Certificate& leaf = current->chain.front();
     if (now >= leaf.NotBefore() && now < leaf.NotAfter()) {
-      tls.pem_private_key = current->key_pem;
+      tls.pem_private_key = current->key_pem.str();
       tls.pem_cert_chain = current->chain_pem;
     }
   }
@@ -208,7 +210,11 @@ Status NodeAgent::RenewImpl() {
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(options_.ca_server_name.empty() ? HostOf(options_.ca_address)
                                                                 : options_.ca_server_name);
-  auto channel = grpc::CreateCustomChannel(options_.ca_address, grpc::SslCredentials(tls), args);
+  auto credentials = grpc::SslCredentials(tls);
+  // The credentials hold their own copy of the key; ours is wiped now rather than when freed.
+  Cleanse(tls.pem_private_key.data(), tls.pem_private_key.size());
+  current.reset();
+  auto channel = grpc::CreateCustomChannel(options_.ca_address, credentials, args);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -263,8 +269,7 @@ Status NodeAgent::RenewImpl() {
 
   const std::string& roots_out = new_roots_pem.empty() ? roots_pem : new_roots_pem;
   ASSIGN_OR_RETURN(SecretString key_pem, key.ToPem());
-  RETURN_IF_ERROR(
-      WriteFiles(options_, key_pem.str(), chain_pem, roots_out, roots_out != roots_pem));
+  RETURN_IF_ERROR(WriteFiles(options_, key_pem, chain_pem, roots_out, roots_out != roots_pem));
   Logger("node-agent")
       ->info("certificate renewed serial={} not_after={} identity={}", leaf.SerialHex(),
              FormatRfc3339(leaf.NotAfter()), leaf.UriSans().empty() ? "-" : leaf.UriSans()[0]);

@@ -78,7 +78,7 @@ TEST_CASE("a new service account gets a secret with a verifiable SPIFFE certific
   CHECK(chain[0].UriSans() == std::vector<std::string>{"spiffe://cluster.local/ns/ns1/sa/sa-a"});
   CHECK(chain[0].DnsSans() == std::vector<std::string>{"a.example.com"});
   CHECK(secret->root_cert_pem == f.ca.root.ToPem());
-  auto key = Must(pki::PrivateKey::FromPem(secret->key_pem));
+  auto key = Must(pki::PrivateKey::FromPem(secret->key_pem.str()));
   CHECK(pki::SamePublicKey(key.get(), chain[0].PublicKey()));
   CHECK(pki::VerifyChain(chain[0], {}, {f.ca.root}, T0()).ok());
   CHECK(f.Counter("citadel_secret_controller_svc_acc_created_cert_count") == 1);
@@ -160,7 +160,7 @@ TEST_CASE("secrets of deleted service accounts are never re-created (Istio #4256
 TEST_CASE("an orphaned secret (SA deleted while the controller was down) is deleted on resync",
           "[controller]") {
   ControllerFixture f;
-  f.store.Put("ns1", "gone", {"x", "y", "z", ""});
+  f.store.Put("ns1", "gone", {"x", SecretString("y"), "z", ""});
   CHECK(f.Sync().deleted == 1);
   CHECK(f.store.Size() == 0);
 }
@@ -190,14 +190,14 @@ TEST_CASE("unparsable or foreign secret content is refreshed", "[controller][fau
       Row{"empty chain",
           [](WorkloadSecret& s, const testing::TestCa&) { s.cert_chain_pem.clear(); }},
       Row{"missing key, intact chain",
-          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem.clear(); }},
+          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem = SecretString(); }},
       Row{"junk key, intact chain",
-          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem = "junk"; }},
+          [](WorkloadSecret& s, const testing::TestCa&) { s.key_pem = SecretString("junk"); }},
       Row{"another identity",
           [](WorkloadSecret& s, const testing::TestCa& ca) {
             auto k = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
             s.cert_chain_pem = ca.Leaf("spiffe://cluster.local/ns/ns1/sa/someone-else", k).ToPem();
-            s.key_pem = Must(k.ToPem()).str();
+            s.key_pem = Must(k.ToPem());
           }},
       Row{"old root",
           [](WorkloadSecret& s, const testing::TestCa&) { s.root_cert_pem = "stale"; }});
@@ -207,7 +207,7 @@ TEST_CASE("unparsable or foreign secret content is refreshed", "[controller][fau
   f.Sync();
   WorkloadSecret content = *f.store.Peek("ns1", "sa-a");
   row.corrupt(content, f.ca);
-  f.store.Put("ns1", "sa-a", content);
+  f.store.Put("ns1", "sa-a", std::move(content));
   CHECK(f.Sync().refreshed == 1);
   CHECK(f.LeafOf("ns1", "sa-a").UriSans()[0] == "spiffe://cluster.local/ns/ns1/sa/sa-a");
   CHECK_FALSE(f.store.Peek("ns1", "sa-a")->key_pem.empty());

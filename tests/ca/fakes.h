@@ -68,13 +68,13 @@ class FakeSecretStore final : public ca::SecretStore {
     }
     auto it = data_.find(k);
     if (it == data_.end()) return NotFound("no secret");
-    return it->second;
+    return it->second.Clone();
   }
   Status Create(const ca::ServiceAccountKey& k, const ca::WorkloadSecret& s) override {
     std::lock_guard<std::mutex> l(mu_);
     if (Status f = Injected(); !f.ok()) return f;
     if (data_.count(k)) return Status(Code::kAlreadyExists, "exists");
-    Store(k, s);
+    Store(k, s.Clone());
     return OkStatus();
   }
   Status Update(const ca::ServiceAccountKey& k, const ca::WorkloadSecret& s) override {
@@ -83,7 +83,7 @@ class FakeSecretStore final : public ca::SecretStore {
     auto it = data_.find(k);
     if (it == data_.end()) return NotFound("no secret");
     if (it->second.version != s.version) return Status(Code::kAborted, "conflict");
-    Store(k, s);
+    Store(k, s.Clone());
     return OkStatus();
   }
   Status Delete(const ca::ServiceAccountKey& k) override {
@@ -125,7 +125,7 @@ class FakeSecretStore final : public ca::SecretStore {
     std::lock_guard<std::mutex> l(mu_);
     auto it = data_.find({ns, name});
     if (it == data_.end()) return std::nullopt;
-    return it->second;
+    return it->second.Clone();
   }
   size_t Size() const {
     std::lock_guard<std::mutex> l(mu_);

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
+#include <type_traits>
 
 #include "base/log.h"
 #include "ca/controller/controller.h"
@@ -31,8 +32,12 @@ namespace {
 
 const bool kQuiet = ConfigureLogging("error", false).ok();
 
+static_assert(!std::is_copy_constructible_v<WorkloadSecret>,
+              "a workload key is copied only by Clone(), never silently");
+
 WorkloadSecret Content(const std::string& tag, const std::string& version = "") {
-  return {"chain " + tag, "-----BEGIN PRIVATE KEY----- key " + tag, "root " + tag, version};
+  return {"chain " + tag, SecretString("-----BEGIN PRIVATE KEY----- key " + tag), "root " + tag,
+          version};
 }
 
 // The same contract runs against the fake and the local store.
@@ -68,7 +73,7 @@ TEST_CASE("secret store contract: create, get, conflict, update, delete", "[loca
   CHECK(s.Create(k, Content("2")).code() == Code::kAlreadyExists);
   auto got = Must(s.Get(k));
   CHECK(got.cert_chain_pem == "chain 1");
-  CHECK(got.key_pem == "-----BEGIN PRIVATE KEY----- key 1");
+  CHECK(got.key_pem.str() == "-----BEGIN PRIVATE KEY----- key 1");
   CHECK(got.root_cert_pem == "root 1");
   CHECK_FALSE(got.version.empty());
   CHECK(Must(s.List()) == std::vector<ServiceAccountKey>{k});
@@ -164,7 +169,7 @@ TEST_CASE("a crash between writing key and certificate never publishes a mismatc
   REQUIRE(s.Start().ok());
   auto got = Must(s.Get({"ns1", "sa-a"}));
   CHECK(got.cert_chain_pem == "chain old");
-  CHECK(got.key_pem == "-----BEGIN PRIVATE KEY----- key old");
+  CHECK(got.key_pem.str() == "-----BEGIN PRIVATE KEY----- key old");
   CHECK(ReadAll(d + "/key.pem") == "-----BEGIN PRIVATE KEY----- key old");
   CHECK_FALSE(fs::exists(dir / "secrets/ns1/.tmp.istio.sa-b.999.1"));
   CHECK(Must(s.List()).size() == 1);
@@ -196,13 +201,13 @@ TEST_CASE("corrupted secret directories read as broken and are repaired by Updat
   REQUIRE(s.Create(k, Content("1")).ok());
   row.corrupt(dir / "secrets/ns1/istio.sa-a");
   auto broken = Must(s.Get(k));
-  const bool incomplete =
-      broken.cert_chain_pem != "chain 1" || broken.key_pem != "-----BEGIN PRIVATE KEY----- key 1";
+  const bool incomplete = broken.cert_chain_pem != "chain 1" ||
+                          broken.key_pem.str() != "-----BEGIN PRIVATE KEY----- key 1";
   CHECK(incomplete);
   REQUIRE(s.Update(k, Content("2", broken.version)).ok());
   auto fixed = Must(s.Get(k));
   CHECK(fixed.cert_chain_pem == "chain 2");
-  CHECK(fixed.key_pem == "-----BEGIN PRIVATE KEY----- key 2");
+  CHECK(fixed.key_pem.str() == "-----BEGIN PRIVATE KEY----- key 2");
   CHECK(ReadAll(dir / "secrets/ns1/istio.sa-a/cert-chain.pem") == "chain 2");
   s.Stop();
 }

@@ -48,7 +48,7 @@ std::shared_ptr<k8s::Api> ApiOf(const FakeCluster& f) {
 }
 
 WorkloadSecret Content(const std::string& tag, const std::string& version = "") {
-  return WorkloadSecret{"CHAIN-" + tag, "KEY-" + tag, "ROOT", version};
+  return WorkloadSecret{"CHAIN-" + tag, SecretString("KEY-" + tag), "ROOT", version};
 }
 
 TEST_CASE("secret store: the Secret written is exactly Istio's shape", "[kube][secrets]") {
@@ -116,7 +116,7 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
   const std::string key_pem =
       "-----BEGIN PRIVATE KEY-----\nTW9zdGx5IHNlY3JldCBrZXkgbWF0ZXJpYWw=\n-----END PRIVATE "
       "KEY-----\n";
-  WorkloadSecret secret{"CHAIN-1", key_pem, "ROOT", ""};
+  WorkloadSecret secret{"CHAIN-1", SecretString(std::string(key_pem)), "ROOT", ""};
   REQUIRE(store.Create(key, secret).ok());
   // The write and its watch echo have both reached the cache: neither kept the key.
   REQUIRE(WaitFor([&] { return store.Get(key).ok(); }, kWait));
@@ -134,8 +134,9 @@ TEST_CASE("secret store: the cache holds no private key, and a no-op update stil
   CHECK(store.Update(key, secret).ok());
   CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes);
   // A different key is written.
-  WorkloadSecret other = secret;
-  other.key_pem = "-----BEGIN PRIVATE KEY-----\nQW5vdGhlcg==\n-----END PRIVATE KEY-----\n";
+  WorkloadSecret other = secret.Clone();
+  other.key_pem =
+      SecretString("-----BEGIN PRIVATE KEY-----\nQW5vdGhlcg==\n-----END PRIVATE KEY-----\n");
   CHECK(store.Update(key, other).ok());
   CHECK(f.server->Writes("secrets", "demo", "istio.a") == writes + 1);
   CHECK_FALSE(store.CacheContains("QW5vdGhlcg=="));
