@@ -87,8 +87,20 @@ struct Certificate::DecodedCopy {
   UniquePtr<X509> x509;
 };
 
-Certificate Certificate::Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key) {
-  Certificate c(std::move(cert));
+Result<Certificate> Certificate::Adopt(UniquePtr<X509>&& cert) {
+  if (cert == nullptr) return Internal("adopting a certificate: no certificate");
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(cert.get(), &der);
+  if (len <= 0 || der == nullptr) {
+    return OsslError(Code::kInternal, "encoding the certificate as DER failed");
+  }
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return Certificate(std::move(cert), std::move(out));
+}
+
+Result<Certificate> Certificate::Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key) {
+  ASSIGN_OR_RETURN(Certificate c, Adopt(std::move(cert)));
   c.public_key_ = std::shared_ptr<EVP_PKEY>(public_key.release(), EVP_PKEY_free);
   c.decoded_ = std::make_shared<DecodedCopy>();
   return c;
@@ -109,7 +121,7 @@ EVP_PKEY* Certificate::PublicKey() const {
 }
 
 Certificate::Certificate(const Certificate& other)
-    : x509_(nullptr), public_key_(other.public_key_), decoded_(other.decoded_) {
+    : x509_(nullptr), der_(other.der_), public_key_(other.public_key_), decoded_(other.decoded_) {
   if (other.x509_ != nullptr) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
@@ -120,6 +132,7 @@ Certificate& Certificate::operator=(const Certificate& other) {
   if (this != &other) {
     Certificate copy(other);
     x509_ = std::move(copy.x509_);
+    der_ = std::move(copy.der_);
     public_key_ = std::move(copy.public_key_);
     decoded_ = std::move(copy.decoded_);
   }
@@ -133,7 +146,8 @@ Result<Certificate> Certificate::FromDer(std::string_view der) {
   if (p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
     return InvalidArgument("trailing data after the certificate");
   }
-  return Certificate(std::move(x509));
+  // d2i keeps the encoding it read; that is what ToDer() returns.
+  return Certificate(std::move(x509), std::string(der));
 }
 
 Result<std::vector<Certificate>> Certificate::ParsePemChain(std::string_view pem) {
@@ -160,13 +174,9 @@ Result<std::vector<Certificate>> Certificate::ParsePemChain(std::string_view pem
   return certs;
 }
 
-std::string Certificate::ToDer() const {
-  unsigned char* der = nullptr;
-  const int len = i2d_X509(x509_.get(), &der);
-  if (len <= 0) return "";
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
+const std::string& Certificate::ToDer() const {
+  static const std::string kMovedFrom;
+  return der_ != nullptr ? *der_ : kMovedFrom;
 }
 
 std::string Certificate::ToPem() const { return EncodePem("CERTIFICATE", ToDer()); }

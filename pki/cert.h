@@ -16,17 +16,22 @@ namespace istioca::pki {
 
 struct CertInfo;
 
-// An immutable certificate. Copying shares the reference-counted X509.
+// An immutable certificate. Copying shares the reference-counted X509 and its encoding.
+//
+// The DER is encoded once, when the certificate is made: a certificate that cannot be encoded
+// is never made (FromDer and Adopt return the error), so ToDer() and ToPem() cannot fail and
+// an empty string can never be published as a certificate.
 class Certificate {
  public:
   static Result<Certificate> FromDer(std::string_view der);
   // Every CERTIFICATE block of `pem`, in order. Fails if there is none, or if any block is
   // not a certificate (a CSR or key where certificates are expected is named in the error).
   static Result<std::vector<Certificate>> ParsePemChain(std::string_view pem);
-  static Certificate Adopt(UniquePtr<X509>&& cert) { return Certificate(std::move(cert)); }
+  // Fails (kInternal) if OpenSSL cannot encode `cert`.
+  static Result<Certificate> Adopt(UniquePtr<X509>&& cert);
   // For a certificate built in memory whose X509 holds only the encoded key (see IssueLeaf):
   // `public_key` is the same key, returned by PublicKey().
-  static Certificate Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key);
+  static Result<Certificate> Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key);
 
   Certificate(const Certificate& other);
   Certificate& operator=(const Certificate& other);
@@ -38,7 +43,7 @@ class Certificate {
   // the cost of issuing); for such a certificate the first call makes a decoded copy by a DER
   // round trip and keeps it. Null only if that round trip fails.
   X509* get() const;
-  std::string ToDer() const;
+  const std::string& ToDer() const;
   std::string ToPem() const;
 
   TimePoint NotBefore() const;
@@ -62,11 +67,13 @@ class Certificate {
   struct DecodedCopy;
   friend CertInfo Describe(const Certificate& cert);
 
-  explicit Certificate(UniquePtr<X509>&& x509) : x509_(std::move(x509)) {}
+  Certificate(UniquePtr<X509>&& x509, std::string der)
+      : x509_(std::move(x509)), der_(std::make_shared<const std::string>(std::move(der))) {}
   // Fields read by this class and Describe(); none of them needs the decoded key.
   X509* raw() const { return x509_.get(); }
 
   UniquePtr<X509> x509_;
+  std::shared_ptr<const std::string> der_;  // never null but in a moved-from certificate
   // Only for certificates built in memory: the key beside the X509, and the decoded copy that
   // get() makes on first use (shared by copies of this certificate).
   std::shared_ptr<EVP_PKEY> public_key_;

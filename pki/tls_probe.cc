@@ -135,7 +135,8 @@ Result<PeerChain> FetchPeerChain(const std::string& address, const std::string& 
     if (c == nullptr || X509_up_ref(c) != 1) {
       return OsslError(Code::kInternal, "reading the peer's chain failed");
     }
-    out.certs.push_back(Certificate::Adopt(UniquePtr<X509>(c)));
+    ASSIGN_OR_RETURN(Certificate cert, Certificate::Adopt(UniquePtr<X509>(c)));
+    out.certs.push_back(std::move(cert));
   }
   out.protocol = SSL_get_version(ssl.get());
   out.cipher = SSL_get_cipher_name(ssl.get());

@@ -55,7 +55,8 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
     const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
     std::string who;
     if (X509* bad = X509_STORE_CTX_get_current_cert(ctx.get()); bad && X509_up_ref(bad) == 1) {
-      const std::string subject = Certificate::Adopt(UniquePtr<X509>(bad)).Subject();
+      auto adopted = Certificate::Adopt(UniquePtr<X509>(bad));
+      const std::string subject = adopted.ok() ? adopted->Subject() : "";
       who = subject.empty() ? "" : ": " + subject;
     }
     return FailedPrecondition(std::string(X509_verify_cert_error_string(err)) + " (depth " +
@@ -67,7 +68,8 @@ Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
     X509* c = sk_X509_value(chain, i);
     if (c == nullptr || X509_up_ref(c) != 1)
       return OsslError(Code::kInternal, "reading the path failed");
-    path.push_back(Certificate::Adopt(UniquePtr<X509>(c)));
+    ASSIGN_OR_RETURN(Certificate cert, Certificate::Adopt(UniquePtr<X509>(c)));
+    path.push_back(std::move(cert));
   }
   return path;
 }

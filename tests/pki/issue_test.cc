@@ -341,3 +341,19 @@ TEST_CASE("a CA organization that cannot be a subject O= is an error, never an e
   // Non-ASCII UTF-8 is fine.
   CHECK(Describe(Must(MakeSelfSignedRoot(key, {"Zürich", 24h}, T0()))).subject == "O=Zürich");
 }
+
+TEST_CASE("a certificate OpenSSL cannot encode is an error, never an empty DER or PEM", "[cert]") {
+  // A bare X509_new() lacks the fields i2d_X509 needs.
+  auto bare = Certificate::Adopt(UniquePtr<X509>(X509_new()));
+  REQUIRE_FALSE(bare.ok());
+  CHECK(bare.status().code() == Code::kInternal);
+  CHECK_FALSE(Certificate::Adopt(UniquePtr<X509>()).ok());
+
+  // A certificate that was made has its encoding: the bytes it was parsed from, and PEM of them.
+  TestCa ca;
+  const std::string der = ca.root.ToDer();
+  REQUIRE_FALSE(der.empty());
+  const Certificate copy = Must(Certificate::FromDer(der));
+  CHECK(copy.ToDer() == der);
+  CHECK(copy.ToPem() == EncodePem("CERTIFICATE", der));
+}
