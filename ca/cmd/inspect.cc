@@ -13,6 +13,8 @@
 
 #include "ca/cmd/cli.h"
 #include "ca/inspect/input.h"
+#include "ca/local/ca_store.h"
+#include "ca/trust/state.h"
 #include "k8s/errors.h"
 #include "k8s/http_api.h"
 #include "k8s/objects.h"
@@ -39,6 +41,7 @@ struct InspectFlags {
   bool all_namespaces = false;
   std::string kube_config;
   std::string storage_namespace = "istio-system";
+  std::string local_dir;  // --local-dir: the CA of `serve --local-dir DIR`
 };
 
 int Fail(const std::string& message) {
@@ -75,24 +78,32 @@ Result<std::unique_ptr<k8s::Api>> Connect(const std::string& flag) {
   return api;
 }
 
-// The CA's published roots, from istio-ca-secret (root-cert.pem, else ca-cert.pem).
-std::optional<std::vector<pki::Certificate>> CaRoots(k8s::Api& api, const std::string& ns,
-                                                     std::string* name) {
+// The CA's trust bundle from its record (istio-ca-secret, or DIR/ca/record.json): root-cert.pem
+// (else ca-cert.pem), and the bundle generation when the record has a trust-state.json.
+bool CaBundleFromRecord(const std::map<std::string, std::string>& data, const std::string& where,
+                        InspectOptions* options) {
+  for (const char* key : {"root-cert.pem", "ca-cert.pem"}) {
+    auto it = data.find(key);
+    if (it == data.end() || it->second.empty()) continue;
+    auto roots = pki::Certificate::ParsePemChain(it->second);
+    if (!roots.ok()) continue;
+    options->roots = std::move(roots).value();
+    options->roots_name = "the CA's roots (" + where + " " + key + ")";
+    auto state = trust::ParseTrustState(data);
+    if (state.ok()) options->bundle_generation = state->bundle_generation;
+    return true;
+  }
+  return false;
+}
+
+void CaRoots(k8s::Api& api, const std::string& ns, InspectOptions* options) {
   auto secret = k8s::GetSecret(api, ns, "istio-ca-secret");
   if (!secret.ok()) {
     std::cerr << "istio-ca inspect: warning: cannot read " << ns << "/istio-ca-secret ("
               << secret.status().message() << "); each secret is checked against its own roots\n";
-    return std::nullopt;
+    return;
   }
-  for (const char* key : {"root-cert.pem", "ca-cert.pem"}) {
-    auto it = secret->data.find(key);
-    if (it == secret->data.end() || it->second.empty()) continue;
-    auto roots = pki::Certificate::ParsePemChain(it->second);
-    if (!roots.ok()) continue;
-    *name = "the CA's roots (" + ns + "/istio-ca-secret " + key + ")";
-    return std::move(roots).value();
-  }
-  return std::nullopt;
+  CaBundleFromRecord(secret->data, ns + "/istio-ca-secret", options);
 }
 
 // --secret NS/NAME or --all-namespaces: material sets read from the API server.
@@ -128,13 +139,7 @@ Result<std::vector<MaterialSet>> LoadFromCluster(const InspectFlags& f, InspectO
       }
     }
   }
-  if (!options->roots.has_value()) {
-    std::string name;
-    if (auto roots = CaRoots(*api, f.storage_namespace, &name)) {
-      options->roots = std::move(*roots);
-      options->roots_name = name;
-    }
-  }
+  if (!options->roots.has_value()) CaRoots(*api, f.storage_namespace, options);
   return sets;
 }
 
@@ -179,6 +184,12 @@ int Run(const InspectFlags& f) {
     if (!roots.ok()) return Fail("--roots " + roots.status().message());
     options.roots = std::move(roots).value();
     options.roots_name = "--roots " + f.roots;
+  } else if (!f.local_dir.empty()) {
+    auto record = LocalCaStore(f.local_dir + "/ca").LoadRecord();
+    if (!record.ok()) return Fail("--local-dir " + f.local_dir + ": " + record.status().message());
+    if (!CaBundleFromRecord(record->data, f.local_dir + "/ca", &options)) {
+      return Fail("--local-dir " + f.local_dir + ": the CA record has no parsable root-cert.pem");
+    }
   }
 
   const bool from_cluster = !f.secret.empty() || f.all_namespaces;
@@ -244,6 +255,9 @@ void RegisterInspect(CLI::App& app, CommandContext& ctx) {
       "PEM files (combined into one set; a file named root-cert.pem supplies the roots), "
       "directories in /etc/certs layout (cert-chain.pem, key.pem, root-cert.pem), "
       "Secrets saved as kubectl JSON/YAML, or - for standard input");
+  cmd->add_option("--local-dir", flags->local_dir,
+                  "Check against the trust bundle of the CA of `serve --local-dir DIR`, and say "
+                  "which bundle generation each set carries");
   cmd->add_option("--roots", flags->roots,
                   "Trust the roots in FILE instead of the set's own root-cert.pem");
   cmd->add_option("--connect", flags->connect,

@@ -72,6 +72,20 @@ SetReport Inspect(const MaterialSet& set, const InspectOptions& options) {
     for (size_t i = 0; same && i < set.roots.size(); ++i)
       same = (*options.roots)[i] == set.roots[i];
     out.roots_match = same;
+    if (same) out.bundle_generation = options.bundle_generation;
+    auto has = [](const std::vector<pki::Certificate>& in, const pki::Certificate& c) {
+      return std::find(in.begin(), in.end(), c) != in.end();
+    };
+    auto skid = [](const pki::Certificate& c) {
+      const std::string id = pki::Describe(c).subject_key_id;
+      return id.empty() ? c.Sha256Fingerprint() : id;
+    };
+    for (const pki::Certificate& c : *options.roots) {
+      if (!has(set.roots, c)) out.bundle_missing_roots.push_back(skid(c));
+    }
+    for (const pki::Certificate& c : set.roots) {
+      if (!has(*options.roots, c)) out.bundle_extra_roots.push_back(skid(c));
+    }
     if (!same) {
       out.warnings.push_back(set.roots_name + " differs from " + options.roots_name +
                              " (the CA refreshes such a secret)");
@@ -281,6 +295,21 @@ std::string RenderText(const std::vector<SetReport>& reports, const RenderOption
       } else {
         row("Chain", s.Red("FAILED") + " against " + r.roots_source + ": " + r.chain_error);
       }
+      if (r.roots_match.has_value()) {
+        std::string bundle;
+        if (*r.roots_match) {
+          bundle = r.bundle_generation ? "generation " + std::to_string(*r.bundle_generation) +
+                                             " (the CA's current)"
+                                       : "the same as " + r.roots_source;
+        } else {
+          bundle = s.Yellow("differs") + " from " + r.roots_source + ":";
+          for (const std::string& id : r.bundle_missing_roots) bundle += " lacks root " + id + ";";
+          for (const std::string& id : r.bundle_extra_roots) bundle += " carries root " + id + ";";
+          if (bundle.back() == ';') bundle.pop_back();
+          if (bundle.back() == ':') bundle += " different order";
+        }
+        row("Trust bundle", bundle);
+      }
       if (r.key_present) {
         row("Key", *r.key_matches
                        ? s.Green("matches") + " the certificate (" + r.key_type + ")"
@@ -339,7 +368,10 @@ std::string RenderFleet(std::vector<SetReport> reports, const RenderOptions& opt
     row.cells[1] = r.spiffe_id.value_or("-");
     row.cells[2] = r.expires_at ? FormatDuration(*r.expires_at - r.at) : "-";
     row.cells[3] = r.rotation_due_at ? FormatDuration(*r.rotation_due_at - r.at) : "-";
-    row.cells[4] = !r.roots_match.has_value() ? "-" : *r.roots_match ? "match" : "DIFFER";
+    row.cells[4] = !r.roots_match.has_value() ? "-"
+                   : !*r.roots_match          ? "DIFFER"
+                   : r.bundle_generation      ? "gen " + std::to_string(*r.bundle_generation)
+                                              : "match";
     row.healthy = r.healthy();
     row.cells[5] = row.healthy ? "ok" : "PROBLEM";
     if (!row.healthy) {
@@ -442,6 +474,10 @@ nlohmann::json RenderJson(const std::vector<SetReport>& reports, TimePoint at) {
                   {"error", r.chain_error},
                   {"roots_source", r.roots_source},
                   {"roots_match", Nullable(r.roots_match)},
+                  {"bundle_generation", r.bundle_generation ? nlohmann::json(*r.bundle_generation)
+                                                            : nlohmann::json(nullptr)},
+                  {"bundle_missing_roots", r.bundle_missing_roots},
+                  {"bundle_extra_roots", r.bundle_extra_roots},
                   {"path", r.verified_path}};
     j["key"] = {
         {"present", r.key_present}, {"matches", Nullable(r.key_matches)}, {"type", r.key_type}};

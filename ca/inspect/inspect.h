@@ -37,6 +37,9 @@ struct InspectOptions {
   Duration expiring_within{0};
   // The daemon's rotation rule (ca/rotation.h), so that "rotation due" is when it will act.
   RotationPolicy rotation;
+  // The CA's current trust bundle generation (its record's trust-state.json), when `roots` are
+  // the CA's bundle: a set carrying exactly those roots carries this generation.
+  std::optional<uint64_t> bundle_generation;
 };
 
 struct CertReport {
@@ -61,6 +64,11 @@ struct SetReport {
   std::vector<std::string> verified_path;  // SHA-256 fingerprints, leaf to anchor
   // With --roots (or the CA's roots in the fleet view): does the set's root-cert.pem equal them?
   std::optional<bool> roots_match;
+  // Which trust bundle the set's root-cert.pem is: the CA's current generation (roots match),
+  // or what it lacks / carries beyond it (subject key ids).
+  std::optional<uint64_t> bundle_generation;
+  std::vector<std::string> bundle_missing_roots;
+  std::vector<std::string> bundle_extra_roots;
   bool key_present = false;
   std::optional<bool> key_matches;
   std::string key_type;

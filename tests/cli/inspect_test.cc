@@ -330,3 +330,39 @@ TEST_CASE("each certificate file named is its own set; key and root files join t
   CHECK_THAT(stray.status().message(), Catch::Contains("matches none"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("inspect says which trust bundle generation a set carries, or what it lacks",
+          "[inspect][trust]") {
+  Workload w;
+  TestCa next;
+  InspectOptions o = At(T0() + 1h);
+  o.roots = std::vector<pki::Certificate>{w.ca.root};
+  o.roots_name = "the CA's roots";
+  o.bundle_generation = 7;
+  // The set carries exactly the CA's bundle: its generation.
+  SetReport current = Inspect(w.Set(), o);
+  CHECK(current.roots_match == true);
+  CHECK(current.bundle_generation == 7u);
+  CHECK(current.bundle_missing_roots.empty());
+  CHECK(current.bundle_extra_roots.empty());
+  CHECK_THAT(RenderText({current}, {}), Catch::Contains("generation 7 (the CA's current)"));
+  CHECK(RenderJson({current}, T0())["sets"][0]["chain"]["bundle_generation"] == 7);
+
+  // The CA moved to a bundle with a second root: the set lacks it (named by its key id).
+  o.roots = std::vector<pki::Certificate>{w.ca.root, next.root};
+  o.bundle_generation = 8;
+  SetReport stale = Inspect(w.Set(), o);
+  CHECK(stale.roots_match == false);
+  CHECK_FALSE(stale.bundle_generation.has_value());
+  REQUIRE(stale.bundle_missing_roots.size() == 1);
+  CHECK(stale.bundle_missing_roots[0] == pki::Describe(next.root).subject_key_id);
+  CHECK(stale.bundle_extra_roots.empty());
+  CHECK_THAT(RenderText({stale}, {}),
+             Catch::Contains("lacks root " + stale.bundle_missing_roots[0]));
+
+  // After retirement the CA's bundle is only the new root: the set carries one it no longer has.
+  o.roots = std::vector<pki::Certificate>{next.root};
+  SetReport retired = Inspect(w.Set(), o);
+  REQUIRE(retired.bundle_extra_roots.size() == 1);
+  CHECK(retired.bundle_extra_roots[0] == pki::Describe(w.ca.root).subject_key_id);
+}
