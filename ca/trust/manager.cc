@@ -430,7 +430,11 @@ Status TrustManager::CheckPluggedFiles(TimePoint now) {
             change->added_roots.size(), change->removed_roots.size());
   files_fingerprint_ = fp;
   if (s == state_) return OkStatus();
-  return Persist(s, "plugged-in files changed");
+  Status persisted = Persist(s, "plugged-in files changed");
+  // Not recorded (e.g. a concurrent writer won the compare-and-swap): the files are classified
+  // again next tick against the record as it then is, instead of being taken as seen.
+  if (!persisted.ok()) files_fingerprint_.clear();
+  return persisted;
 }
 
 Status TrustManager::CheckRootAge(TimePoint now) {
@@ -458,7 +462,9 @@ Status TrustManager::CheckRootAge(TimePoint now) {
       .GetCounter("istio_ca_trust_transitions_total", "Trust lifecycle transitions.",
                   {{"transition", "reissue-root"}})
       .Inc();
-  return Persist(s, "self-signed root re-issued");
+  Status persisted = Persist(s, "self-signed root re-issued");
+  if (!persisted.ok()) next_root_check_.reset();  // retried next tick, not next interval
+  return persisted;
 }
 
 Status TrustManager::DecideAndAct(TimePoint now) {
