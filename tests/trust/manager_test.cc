@@ -113,8 +113,7 @@ TEST_CASE("Init on a record Istio wrote upgrades it in place with the same signe
   CHECK(f.Signer() == istio.cert);
 }
 
-TEST_CASE("a follower never writes the record but applies what others wrote",
-          "[trust][manager]") {
+TEST_CASE("a follower never writes the record but applies what others wrote", "[trust][manager]") {
   ManagerFixture f;
   f.Start(/*leading=*/false);
   const pki::Certificate old_root = f.Signer();
