@@ -172,6 +172,9 @@ struct Daemon::Impl {
   std::unique_ptr<MonitoringServer> monitoring;
   std::unique_ptr<LivenessProber> liveness;
   std::unique_ptr<DaemonContext> context;
+  // Every event goes to `events`; `recent` (the status page's memory) is always one of its sinks.
+  std::shared_ptr<FanOut> events = std::make_shared<FanOut>();
+  std::shared_ptr<RecentEvents> recent = std::make_shared<RecentEvents>();
   // Complete before the monitoring server starts and unchanged until it stops: /readyz reads it
   // from the server's threads without a lock.
   std::vector<std::unique_ptr<DaemonComponent>> components;
@@ -198,6 +201,7 @@ Daemon::~Daemon() {
 
 Status Daemon::Start() {
   Impl& d = *impl_;
+  d.events->Add(d.recent);
   RETURN_IF_ERROR(d.MakeBackends());
   RETURN_IF_ERROR(d.LoadCa());
   d.RegisterGauges();
@@ -359,7 +363,7 @@ void Daemon::Impl::SetLeading(bool is_leader) {
 // Extra components (gRPC service, ...).
 Status Daemon::Impl::StartComponents() {
   context = std::make_unique<DaemonContext>(
-      DaemonContext{options, *authority, metrics, clock, backends.token_reviewer});
+      DaemonContext{options, *authority, metrics, clock, backends.token_reviewer, *events});
   for (const ComponentFactory& make : parts.components) {
     ASSIGN_OR_RETURN(std::unique_ptr<DaemonComponent> c, make(*context));
     if (c == nullptr) continue;  // the component is off for these options

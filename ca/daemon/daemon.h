@@ -22,6 +22,7 @@
 #include "ca/controller/controller.h"
 #include "ca/core/authority.h"
 #include "ca/core/ca_store.h"
+#include "ca/core/events.h"
 #include "ca/grpc/authn.h"
 #include "pki/key.h"
 #include "pki/spiffe.h"
@@ -100,6 +101,9 @@ struct DaemonContext {
   MetricsRegistry& metrics;
   const Clock& clock;
   std::shared_ptr<TokenReviewer> token_reviewer;  // null in local mode
+  // Issuances, refusals, secret writes and trust changes go here (ca/core/events.h): the audit
+  // log and the status page's recent lists read them.
+  EventSink& events;
 };
 
 // A part of the daemon with its own lifecycle (gRPC server, ...). Started after the CA is

@@ -207,7 +207,10 @@ TEST_CASE("serve: /metrics has Istio's names and passes promtool", "[serve][e2e]
         "citadel_secret_controller_csr_sign_err_count{error=\"CA_NOT_READY\"}",
         "citadel_server_root_cert_expiry_timestamp", "citadel_server_cert_chain_expiry_timestamp",
         "istio_ca_workload_secret_issue_seconds_bucket",
-        "istio_ca_workload_cert_earliest_expiry_seconds"}) {
+        "istio_ca_workload_cert_earliest_expiry_seconds", "istio_ca_trust_stage 0",
+        "istio_ca_trust_bundle_generation 1", "istio_ca_trust_roots 1",
+        "istio_ca_trust_next_transition_timestamp_seconds", "istio_ca_trust_objects_updated",
+        "istio_ca_trust_objects_required", "istio_ca_trust_unsafe_activation 0"}) {
     CHECK_THAT(text, Catch::Contains(name));
   }
   if (system("command -v promtool >/dev/null 2>&1") == 0) {
@@ -258,6 +261,32 @@ TEST_CASE("serve: a restart keeps the root and the published secrets", "[serve][
   for (const auto& e : fs::recursive_directory_iterator(d.path())) {
     CHECK(e.path().filename().string().rfind(".tmp.", 0) != 0);
   }
+}
+
+TEST_CASE("serve: a self-signed root in its grace period is re-issued with the same key",
+          "[serve][e2e][trust]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  // A 10 s root (backdated 2 min like every root) is within the last 20% of its life at once.
+  Serve s(d, {"--self-signed-ca-cert-ttl", "10s", "--self-signed-root-cert-check-interval", "1s",
+              "--workload-cert-ttl", "5s"});
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+  const pki::Certificate first =
+      Must(pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"))).front();
+  const pki::Certificate leaf = LeafOf(d, "default", "web");
+  REQUIRE(WaitFor([&] {
+    auto now = pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"));
+    return now.ok() && now->front().SerialHex() != first.SerialHex();
+  }));
+  const pki::Certificate reissued =
+      Must(pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"))).front();
+  // Same key and subject: the old root's leaves verify against the new root certificate.
+  CHECK(pki::Describe(reissued).subject_key_id == pki::Describe(first).subject_key_id);
+  CHECK(reissued.Subject() == first.Subject());
+  CHECK(reissued.NotAfter() > first.NotAfter());
+  CHECK(pki::VerifyChain(leaf, {}, {reissued}, SystemClock::Get().Now()).ok());
+  CHECK_THAT(s.Log(), Catch::Contains("re-issued with the same key"));
+  CHECK(s.Stop() == 0);
 }
 
 TEST_CASE("serve: a short TTL shows rotation", "[serve][e2e]") {

@@ -143,8 +143,9 @@ class Mesh {
     args.insert(args.end(), ca_flags_.begin(), ca_flags_.end());
     daemon_ = std::make_unique<Process>(args, dir_ / "daemon.log");
   }
-  void RestartDaemon() {
-    daemon_->Stop(SIGTERM);
+  // SIGKILL: the daemon gets no chance to tidy up; what it persisted before acting must do.
+  void RestartDaemon(int sig = SIGKILL) {
+    daemon_->Stop(sig);
     StartDaemon();
   }
 
@@ -312,11 +313,11 @@ TEST_CASE("a plugged-in CA moved to a new root is staged, restarted in each stag
   INFO(m.Logs());
   REQUIRE(m.WaitStage("prepared"));
   REQUIRE(WaitFor([&] { return m.SecretsCarry(2); }, kStageWait));
-  m.RestartDaemon();
+  m.RestartDaemon(SIGTERM);
   CHECK(m.Stage() == "prepared");
 
   REQUIRE(m.WaitStage("active"));
-  m.RestartDaemon();
+  m.RestartDaemon(SIGTERM);
   CHECK(m.Stage() == "active");
 
   REQUIRE(m.WaitStage("stable"));
