@@ -102,7 +102,7 @@ struct HttpApi::Impl {
         options(o),
         url(std::move(u)),
         tokens(c.token, c.token_file),
-        bucket(c.qps, c.burst) {}
+        bucket(c.qps, c.burst, o.clock != nullptr ? *o.clock : SystemClock::Get()) {}
 
   ClientPtr NewClient(std::chrono::seconds read_timeout) {
     ClientPtr client;
@@ -153,7 +153,7 @@ struct HttpApi::Impl {
   }
 
   void Pace() {
-    auto wait = bucket.Reserve(std::chrono::steady_clock::now());
+    auto wait = bucket.Reserve();
     if (wait > SteadyDuration::zero()) std::this_thread::sleep_for(wait);
   }
 

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "base/time.h"
 #include "k8s/api.h"
 #include "k8s/config.h"
 
@@ -16,6 +17,8 @@ struct HttpApiOptions {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{3000};
   std::chrono::seconds request_timeout{30};
+  // Paces requests (the QPS/burst limit). Null: the system clock.
+  const Clock* clock = nullptr;
 };
 
 class HttpApi final : public Api {

@@ -15,7 +15,10 @@ std::string KeyOf(const Json& object, std::string* rv) {
 }  // namespace
 
 Informer::Informer(Api& api, InformerOptions options, InformerHandler& handler)
-    : api_(api), options_(std::move(options)), handler_(handler) {}
+    : api_(api),
+      options_(std::move(options)),
+      handler_(handler),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Get()) {}
 
 size_t Informer::size() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -42,9 +45,9 @@ bool Informer::Sleep(Cancellation& cancel, SteadyDuration d) {
 }
 
 void Informer::MaybeResync() {
-  auto now = std::chrono::steady_clock::now();
+  const TimePoint now = clock_.Now();
   if (options_.resync <= SteadyDuration::zero() || now < next_resync_) return;
-  next_resync_ = now + options_.resync;
+  next_resync_ = now + std::chrono::duration_cast<Duration>(options_.resync);
   handler_.OnResync();
 }
 
@@ -149,7 +152,7 @@ void Informer::Run(Cancellation& cancel) {
   Backoff backoff(options_.min_backoff, options_.max_backoff, kBackoffJitter);
   const std::string what =
       options_.resource.plural + (options_.ns.empty() ? "" : " ns=" + options_.ns);
-  next_resync_ = std::chrono::steady_clock::now() + options_.resync;
+  next_resync_ = clock_.Now() + std::chrono::duration_cast<Duration>(options_.resync);
   while (!cancel.cancelled()) {
     Status st = ListAndSync();
     if (!st.ok()) {

@@ -42,6 +42,8 @@ struct InformerOptions {
   SteadyDuration min_backoff = std::chrono::milliseconds(200);
   SteadyDuration max_backoff = std::chrono::seconds(30);
   int watch_timeout_seconds = 300;
+  // When a resync is due. Null: the system clock.
+  const Clock* clock = nullptr;
 };
 
 struct InformerStats {
@@ -77,7 +79,8 @@ class Informer {
   std::condition_variable cv_;
   std::unordered_map<std::string, std::string> known_;  // "ns/name" → resourceVersion
   InformerStats stats_;
-  SteadyTime next_resync_{};
+  const Clock& clock_;
+  TimePoint next_resync_{};
 };
 
 }  // namespace istioca::k8s

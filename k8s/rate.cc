@@ -4,10 +4,10 @@
 
 namespace istioca::k8s {
 
-TokenBucket::TokenBucket(double qps, int burst)
-    : qps_(qps), burst_(std::max(1, burst)), tokens_(std::max(1, burst)) {}
+TokenBucket::TokenBucket(double qps, int burst, const Clock& clock)
+    : clock_(clock), qps_(qps), burst_(std::max(1, burst)), tokens_(std::max(1, burst)) {}
 
-SteadyDuration TokenBucket::Reserve(SteadyTime now) {
+SteadyDuration TokenBucket::ReserveAt(TimePoint now) {
   if (qps_ <= 0) return SteadyDuration::zero();
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ && now > last_) {

@@ -1,8 +1,10 @@
 // k8s/rate.h — pacing requests to the API server: a token bucket (and the jitter of the
 // shared backoff).
 //
-// The bucket is a plain state machine over times given by the caller, so tests drive it with
-// made-up instants; only the client decides to sleep for what it returns.
+// The bucket is a plain state machine over times from a Clock (the daemon's, so tests drive it
+// with a FakeClock; ReserveAt takes the instant directly); only the client decides to sleep for
+// what it returns. A wall clock that steps back earns no tokens until it passes its last reading
+// again, so a backward step can only slow requests down, never let a burst through.
 #pragma once
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <mutex>
 
 #include "base/backoff.h"
+#include "base/time.h"
 
 namespace istioca::k8s {
 
@@ -21,16 +24,18 @@ using SteadyDuration = std::chrono::steady_clock::duration;
 // how long to wait before using it, so concurrent callers queue up fairly. Thread-safe.
 class TokenBucket {
  public:
-  TokenBucket(double qps, int burst);
-  SteadyDuration Reserve(SteadyTime now);
+  TokenBucket(double qps, int burst, const Clock& clock = SystemClock::Get());
+  SteadyDuration Reserve() { return ReserveAt(clock_.Now()); }
+  SteadyDuration ReserveAt(TimePoint now);
   bool enabled() const { return qps_ > 0; }
 
  private:
+  const Clock& clock_;
   std::mutex mu_;
   const double qps_;
   const double burst_;
   double tokens_;
-  SteadyTime last_{};
+  TimePoint last_{};
   bool started_ = false;
 };
 

@@ -27,7 +27,9 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Cloc
   if (!config.ok()) return config.status();
   config->qps = options.kube_api_qps;
   config->burst = options.kube_api_burst;
-  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> http, k8s::HttpApi::Create(*config));
+  k8s::HttpApiOptions http_options;
+  http_options.clock = &clock;
+  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> http, k8s::HttpApi::Create(*config, http_options));
   std::shared_ptr<k8s::Api> api(std::move(http));
 
   std::vector<std::string> namespaces = options.listened_namespaces;
@@ -35,11 +37,12 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Cloc
     // Istio 0.x–1.0: with no --listened-namespace, env NAMESPACE scopes the controller.
     if (const char* ns = std::getenv("NAMESPACE"); ns != nullptr && *ns != '\0') namespaces = {ns};
   }
+  KubeInformerTuning tuning;
+  tuning.clock = &clock;
   Backends b;
   auto gate = std::make_shared<SyncGate>(2);
-  b.service_accounts =
-      std::make_unique<KubeServiceAccountSource>(api, namespaces, KubeInformerTuning{}, gate);
-  b.secrets = std::make_unique<KubeSecretStore>(api, namespaces, KubeInformerTuning{}, gate);
+  b.service_accounts = std::make_unique<KubeServiceAccountSource>(api, namespaces, tuning, gate);
+  b.secrets = std::make_unique<KubeSecretStore>(api, namespaces, tuning, gate);
   b.ca_store = std::make_unique<KubeCaStore>(api, options.storage_namespace);
   // The istio-ca-root-cert ConfigMaps, in the same namespaces as the workload secrets (all
   // active ones when none is listed). The daemon starts it on the leader only.

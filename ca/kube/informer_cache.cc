@@ -50,6 +50,7 @@ Status InformerCache::StartInformers() {
     o.resync = tuning_.resync;
     o.min_backoff = tuning_.min_backoff;
     o.max_backoff = tuning_.max_backoff;
+    o.clock = tuning_.clock;
     handlers_.push_back(std::make_unique<Handler>(this));
     informers_.push_back(std::make_unique<k8s::Informer>(*api_, o, *handlers_.back()));
   }

@@ -28,6 +28,8 @@ struct KubeInformerTuning {
   k8s::SteadyDuration min_backoff = std::chrono::milliseconds(200);
   k8s::SteadyDuration max_backoff = std::chrono::seconds(30);
   int64_t page_size = 500;
+  // When resyncs are due (the daemon's clock). Null: the system clock.
+  const Clock* clock = nullptr;
 };
 
 // A resourceVersion as a number, to drop events older than what a cache holds; 0 when it is not

@@ -158,19 +158,31 @@ TEST_CASE("informer: a restarted API server with kept state is followed", "[k8s]
   REQUIRE(WaitFor([&] { return rec.Has("a/after-restart"); }, kWait));
 }
 
-TEST_CASE("informer: resync fires on its period", "[k8s][informer]") {
-  FakeCluster f(20ms);
+TEST_CASE("informer: a resync is due when the injected clock passes the period, not before",
+          "[k8s][informer]") {
+  FakeCluster f(20ms);  // bookmarks every 20 ms: the informer looks at the clock often
   auto api = f.Client();
   Recorder rec;
+  FakeClock clock(TimePoint{} + 1000h);
   InformerOptions o = SaOptions();
-  o.resync = 100ms;
+  o.resync = 1h;
+  o.clock = &clock;
   RunningInformer run(*api, o, rec);
-  REQUIRE(WaitFor(
-      [&] {
-        std::lock_guard<std::mutex> l(rec.mu);
-        return rec.resyncs >= 2;
-      },
-      kWait));
+  REQUIRE(WaitFor([&] { return run.informer.synced(); }, kWait));
+  auto resyncs = [&] {
+    std::lock_guard<std::mutex> l(rec.mu);
+    return rec.resyncs;
+  };
+  // Events and bookmarks arrive, but the clock has not moved: no resync.
+  f.AddServiceAccount("a", "x");
+  REQUIRE(WaitFor([&] { return rec.Has("a/x"); }, kWait));
+  CHECK(resyncs() == 0);
+  clock.Advance(1h);
+  REQUIRE(WaitFor([&] { return resyncs() == 1; }, kWait));
+  // The next one is an hour of the fake clock away.
+  f.AddServiceAccount("a", "y");
+  REQUIRE(WaitFor([&] { return rec.Has("a/y"); }, kWait));
+  CHECK(resyncs() == 1);
 }
 
 TEST_CASE("informer: secrets filtered by the istio field selector", "[k8s][informer]") {
