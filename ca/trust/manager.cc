@@ -292,15 +292,12 @@ Status TrustManager::Tick() {
                loaded.ToString());
   }
   Status result = loaded;
-  if (leading_ && loaded.ok()) {
-    // What was issued, and the instants that must cover every certificate handed out before the
-    // last swap (rules 2 and 3).
+  if (loaded.ok()) {
+    // The instants that must cover every certificate handed out before this replica's last swap
+    // (rules 2 and 3). A follower raises them too: it signed with the old bundle or signer until
+    // it followed the record, which the leader cannot see. A raise is monotone and happens once
+    // per swap, within a tick of it, long before the instant it raises can come.
     TrustState s = state_;
-    // Recorded with headroom so the record is written about once per headroom, not per tick.
-    const std::optional<TimePoint> issued = authority_.LatestIssuedNotAfter();
-    if (issued && (!s.latest_issued_not_after || *issued > *s.latest_issued_not_after)) {
-      s = RecordIssued(s, *issued + options_.issued_headroom);
-    }
     if (latest_at_swap_) {
       if (s.stage == Stage::kPrepared && s.without_next_root_until &&
           *latest_at_swap_ > *s.without_next_root_until) {
@@ -314,16 +311,26 @@ Status TrustManager::Tick() {
         }
       }
     }
+    // What was issued (the leader only), recorded with headroom so the record is written about
+    // once per headroom, not per tick.
+    const std::optional<TimePoint> issued = authority_.LatestIssuedNotAfter();
+    if (leading_ && issued &&
+        (!s.latest_issued_not_after || *issued > *s.latest_issued_not_after)) {
+      s = RecordIssued(s, *issued + options_.issued_headroom);
+    }
     if (!(s == state_)) result = Persist(s, "issued certificates");
-    if (result.ok() && !options_.self_signed) result = CheckPluggedFiles(now);
-    if (result.ok() && options_.self_signed) result = CheckRootAge(now);
-    if (result.ok()) result = DecideAndAct(now);
-    if (!result.ok())
+    if (leading_) {
+      if (result.ok() && !options_.self_signed) result = CheckPluggedFiles(now);
+      if (result.ok() && options_.self_signed) result = CheckRootAge(now);
+      if (result.ok()) result = DecideAndAct(now);
+    } else {
+      snapshot_.state = state_;
+      snapshot_.record_version = version_;
+      snapshot_.at = now;
+    }
+    if (!result.ok()) {
       log->warn("trust lifecycle pass failed; retrying error=\"{}\"", result.ToString());
-  } else {
-    snapshot_.state = state_;
-    snapshot_.record_version = version_;
-    snapshot_.at = now;
+    }
   }
   UpdateMetrics();
   return result;

@@ -12,10 +12,12 @@
 // certificate handed out before the swap. Each transition is logged once; its progress is
 // written into the record (`trust-progress.json`) for `rotate --status`, at most once per tick.
 //
-// Does not promise: that a follower replica's issuances reach the record (only the leader's
-// Authority is read; followers follow the record within a tick — see README "Trust lifecycle"),
-// or that certificates signed in the last tick before a crash are in the record (the record runs
-// `issued_headroom` ahead of the truth to cover the rest).
+// A follower writes one thing: after it follows a prepare or an activation, it raises the
+// recorded rule-2/rule-3 instant with what it signed before (its Authority's latest NotAfter at
+// the swap), so the certificates every replica handed out are covered.
+//
+// Does not promise: that certificates signed in the last tick before a crash are in the record
+// (the record runs `issued_headroom` ahead of the truth to cover the rest).
 #pragma once
 
 #include <functional>

@@ -113,12 +113,16 @@ TEST_CASE("Init on a record Istio wrote upgrades it in place with the same signe
   CHECK(f.Signer() == istio.cert);
 }
 
-TEST_CASE("a follower never writes the record but applies what others wrote", "[trust][manager]") {
+TEST_CASE(
+    "a follower decides nothing, applies what others wrote, and raises the instants its own "
+    "certificates need",
+    "[trust][manager]") {
   ManagerFixture f;
   f.Start(/*leading=*/false);
   const pki::Certificate old_root = f.Signer();
   const int writes = f.store.writes();  // Init created the record
-  f.Sign();
+  // Signed by this follower: the leader's record knows nothing of it.
+  const pki::Certificate mine = f.Sign();
   f.Distributed();
   f.clock.Advance(1h);
   f.Tick();
@@ -126,18 +130,26 @@ TEST_CASE("a follower never writes the record but applies what others wrote", "[
   CHECK(f.published.empty());
 
   StartRotationNow(f);
-  const TrustState prepared = f.Stored();
+  TrustState prepared = f.Stored();
+  REQUIRE(prepared.without_next_root_until.has_value());
+  CHECK(*prepared.without_next_root_until < mine.NotAfter());
   f.Tick();
   CHECK(f.Roots() == 2);
   CHECK(f.Signer() == old_root);
   CHECK(f.manager->Snapshot().state.stage == Stage::kPrepared);
   CHECK(f.StageMetric() == 1);
+  // Its one write: rule 2's instant now covers the certificate it handed out with the old bundle.
+  CHECK(f.store.writes() == writes + 2);
+  REQUIRE(f.Stored().without_next_root_until.has_value());
+  CHECK(*f.Stored().without_next_root_until >= mine.NotAfter());
+  prepared.without_next_root_until = f.Stored().without_next_root_until;
+  CHECK(f.Stored() == prepared);
   // However long it waits, a follower does not activate (nor record progress).
   f.Distributed();
   f.clock.Advance(24h * 30);
   f.Tick();
   f.Tick();
-  CHECK(f.store.writes() == writes + 1);
+  CHECK(f.store.writes() == writes + 2);
   CHECK(f.Stored() == prepared);
   CHECK(f.published.empty());
 
