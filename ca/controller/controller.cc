@@ -465,6 +465,16 @@ size_t Controller::ManagedCount() const {
   return known_.size();
 }
 
+std::vector<ManagedCert> Controller::Managed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ManagedCert> out;
+  out.reserve(known_.size());
+  for (const auto& [key, k] : known_) {
+    out.push_back({key, k.leaf.serial_hex, k.leaf.not_before, k.leaf.not_after, k.refresh_at});
+  }
+  return out;
+}
+
 void Controller::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (loop_.joinable()) return;

@@ -70,6 +70,15 @@ struct ControllerOptions {
   int workers = 2;
 };
 
+// One workload certificate the controller manages, as last seen or written.
+struct ManagedCert {
+  ServiceAccountKey key;
+  std::string serial_hex;
+  TimePoint not_before{};
+  TimePoint not_after{};
+  TimePoint refresh_at{};  // when the controller will refresh it (grace period, jittered)
+};
+
 struct SyncStats {
   int created = 0;
   int refreshed = 0;
@@ -110,6 +119,8 @@ class Controller {
   // "seconds until the first managed certificate expires" gauge).
   std::optional<TimePoint> EarliestExpiry() const;
   size_t ManagedCount() const;
+  // Every managed certificate, in key order (for the status page).
+  std::vector<ManagedCert> Managed() const;
   // How many managed secrets carry `roots_pem` as their root-cert.pem (of how many), and when the
   // last of those was written; a secret found already carrying it (after a restart) counts as
   // written when first seen, which is never earlier than the real write. `generation` is left 0
