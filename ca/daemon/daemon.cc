@@ -6,9 +6,11 @@
 #include <fstream>
 
 #include "base/log.h"
+#include "base/version.h"
 #include "ca/core/ca_loader.h"
 #include "ca/daemon/liveness.h"
 #include "ca/daemon/monitoring.h"
+#include "ca/daemon/status_page.h"
 #include "ca/local/ca_store.h"
 #include "ca/local/local_backend.h"
 #include "ca/trust/manager.h"
@@ -159,6 +161,7 @@ struct Daemon::Impl {
   void StopAll();
   bool Ready() const;
   Readiness ReadinessDetail() const;
+  StatusData StatusSnapshot() const;
   Status LivenessCheck() const;
 
   DaemonOptions options;
@@ -392,7 +395,83 @@ Readiness Daemon::Impl::ReadinessDetail() const {
 Status Daemon::Impl::StartMonitoring() {
   if (options.monitoring_port == 0) return OkStatus();
   monitoring = std::make_unique<MonitoringServer>(metrics, [this] { return ReadinessDetail(); });
+  monitoring->Handle("/", "text/html; charset=utf-8",
+                     [this] { return RenderStatusHtml(StatusSnapshot()); });
+  monitoring->Handle("/status.json", "application/json",
+                     [this] { return RenderStatusJson(StatusSnapshot()); });
   return monitoring->Start("0.0.0.0", options.monitoring_port);
+}
+
+namespace {
+
+StatusCertificate DescribeCa(const pki::Certificate& cert) {
+  const pki::CertInfo info = pki::Describe(cert);
+  StatusCertificate c;
+  c.subject = info.subject;
+  c.skid = info.subject_key_id;
+  c.serial_hex = info.serial_hex;
+  c.not_after = info.not_after;
+  return c;
+}
+
+}  // namespace
+
+// What the status page shows, read from the authority, the trust manager, the controller and
+// the recent events one after the other.
+StatusData Daemon::Impl::StatusSnapshot() const {
+  StatusData d;
+  d.now = clock.Now();
+  d.version = VersionShort();
+  d.trust_domain = options.trust_domain;
+  const Readiness r = ReadinessDetail();
+  d.ready = r.ready;
+  d.readiness = r.detail;
+  std::optional<trust::TrustSnapshot> snap;
+  if (trust) snap = trust->Snapshot();
+  if (auto b = authority->Bundle()) {
+    d.signer = DescribeCa(b->signer.cert);
+    // The root the signer chains to: the top of signer + chain names it as its authority.
+    const pki::Certificate& top = b->chain.empty() ? b->signer.cert : b->chain.back();
+    const std::string anchor_akid = pki::Describe(top).authority_key_id;
+    for (const pki::Certificate& root : b->roots) {
+      StatusCertificate c = DescribeCa(root);
+      c.anchors_signer = (b->SignerIsRoot() && root == b->signer.cert) ||
+                         (!anchor_akid.empty() && anchor_akid == c.skid);
+      if (snap) {
+        for (const trust::RootEntry& e : snap->state.roots) {
+          auto parsed = pki::Certificate::ParsePemChain(e.cert_pem);
+          if (parsed.ok() && !parsed->empty() && parsed->front() == root) {
+            c.leaving = e.leaving;
+            c.retire_after = e.retire_after;
+          }
+        }
+      }
+      d.roots.push_back(std::move(c));
+    }
+  }
+  if (snap) {
+    StatusTrust t;
+    t.stage = trust::StageName(snap->state.stage);
+    t.bundle_generation = snap->state.bundle_generation;
+    t.action = trust::ActionName(snap->decision.action);
+    t.gate = trust::GateName(snap->decision.gate);
+    t.next_transition = snap->decision.next_transition;
+    t.objects_updated = snap->publication.updated;
+    t.objects_total = snap->publication.total;
+    t.outstanding_not_after = snap->decision.outstanding_not_after;
+    t.unsafe_at = snap->decision.unsafe_at;
+    d.trust = std::move(t);
+  }
+  if (controller) {
+    for (const ManagedCert& m : controller->Managed()) {
+      d.workloads.push_back(
+          {m.key.ToString(), m.serial_hex, m.not_before, m.not_after, m.refresh_at});
+    }
+  }
+  for (CaEvent& e : recent->Snapshot()) {
+    d.events.push_back({e.time, std::move(e.type), std::move(e.fields)});
+  }
+  return d;
 }
 
 Status Daemon::Impl::LivenessCheck() const {

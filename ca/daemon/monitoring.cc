@@ -48,6 +48,15 @@ MonitoringServer::MonitoringServer(MetricsRegistry& metrics, std::function<Readi
   });
 }
 
+void MonitoringServer::Handle(const std::string& path, const std::string& content_type,
+                              std::function<std::string()> body) {
+  server_->Get(path, [content_type, body = std::move(body)](const httplib::Request&,
+                                                            httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(body(), content_type);
+  });
+}
+
 MonitoringServer::~MonitoringServer() { Stop(); }
 
 Status MonitoringServer::Start(const std::string& host, int port) {

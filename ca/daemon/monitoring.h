@@ -1,4 +1,5 @@
-// ca/monitoring.h — the monitoring port: /metrics, /healthz, /readyz, /version.
+// ca/monitoring.h — the monitoring port: /metrics, /healthz, /readyz, /version, and the pages
+// the daemon adds with Handle() (the status page, /status.json).
 //
 // /metrics serves a MetricsRegistry in Prometheus text format. Istio's counters are named
 // `*_count` without `_total` (client_golang of their era); Prometheus' linter (promtool check
@@ -33,6 +34,9 @@ class MonitoringServer {
  public:
   MonitoringServer(MetricsRegistry& metrics, std::function<Readiness()> readiness);
   ~MonitoringServer();
+  // Serves GET `path` with what `body` returns (call before Start).
+  void Handle(const std::string& path, const std::string& content_type,
+              std::function<std::string()> body);
   // Binds host:port (port 0: any free port, for tests) and serves on a thread.
   Status Start(const std::string& host, int port);
   int port() const { return port_; }
