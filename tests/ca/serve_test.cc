@@ -226,6 +226,41 @@ TEST_CASE("serve: /metrics has Istio's names and passes promtool", "[serve][e2e]
   CHECK_THAT(v->body, Catch::Contains("istio-ca"));
 }
 
+TEST_CASE("serve: / and /status.json show the trust bundle and every managed certificate",
+          "[serve][e2e][status]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  WriteFile(d / "serviceaccounts/shop/cart", "");
+  Serve s(d);
+  REQUIRE(s.WaitReady());
+  REQUIRE(WaitFor([&] {
+    auto r = s.Get("/status.json");
+    return r && nlohmann::json::parse(r->body)["certificates"].size() == 2;
+  }));
+  auto j = nlohmann::json::parse(s.Get("/status.json")->body);
+  CHECK(j["trust"]["stage"] == "stable");
+  REQUIRE(j["roots"].size() == 1);
+  CHECK(j["roots"][0]["anchors_signer"] == true);
+  CHECK(j["outage_budget_seconds"].get<int64_t>() > 0);
+  const pki::Certificate leaf = LeafOf(d, "default", "web");
+  bool found = false;
+  for (const auto& c : j["certificates"]) {
+    if (c["service_account"] == "default/web") {
+      found = true;
+      CHECK(c["serial"] == leaf.SerialHex());
+      CHECK(c["not_after"] == FormatRfc3339(leaf.NotAfter()));
+    }
+  }
+  CHECK(found);
+  auto page = s.Get("/");
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK_THAT(page->get_header_value("Content-Type"), Catch::Contains("text/html"));
+  CHECK_THAT(page->body, Catch::Contains("data-sa=\"default/web\""));
+  CHECK_THAT(page->body, Catch::Contains("data-sa=\"shop/cart\""));
+  CHECK_THAT(page->body, Catch::Contains("<svg"));
+}
+
 TEST_CASE("serve: an open monitoring connection does not hold up shutdown", "[serve][e2e]") {
   TempDir d;
   Serve s(d);
