@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/secret.h"
 #include "k8s/errors.h"
+#include "k8s/objects.h"
 #include "k8s/rate.h"
 
 namespace istioca::k8s {
@@ -176,6 +178,7 @@ struct HttpApi::Impl {
       }
       ++sent;
       httplib::Result res = client->send(req);
+      Cleanse(req.body.data(), req.body.size());  // a Secret's keys, base64
       if (!res) {
         last = TransportError(httplib::to_string(res.error()));
         // The connection is suspect; drop it rather than return it to the pool.
@@ -194,6 +197,7 @@ struct HttpApi::Impl {
   Result<Json> DoJson(const std::string& method, const std::string& path, const std::string& body) {
     ASSIGN_OR_RETURN(std::string text, Do(method, path, body));
     Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    Cleanse(text.data(), text.size());
     if (j.is_discarded())
       return Internal("kubernetes API returned malformed JSON", method + " " + path);
     return j;
@@ -267,14 +271,25 @@ Result<Json> HttpApi::Get(const Resource& r, const std::string& ns, const std::s
   return impl_->DoJson("GET", r.Path(ns, name), "");
 }
 
+// The request text of a write is wiped once sent: a Secret's body carries its keys.
 Result<Json> HttpApi::Create(const Resource& r, const std::string& ns, const Json& object) {
-  return impl_->DoJson("POST", r.Path(ns), WithKind(r, ns, object).dump());
+  Json full = WithKind(r, ns, object);
+  std::string text = full.dump();
+  CleanseJson(full);
+  Result<Json> out = impl_->DoJson("POST", r.Path(ns), text);
+  Cleanse(text.data(), text.size());
+  return out;
 }
 
 Result<Json> HttpApi::Update(const Resource& r, const std::string& ns, const Json& object) {
   std::string name = NameOf(object);
   if (name.empty()) return InvalidArgument("update of a " + r.kind + " without metadata.name");
-  return impl_->DoJson("PUT", r.Path(ns, name), WithKind(r, ns, object).dump());
+  Json full = WithKind(r, ns, object);
+  std::string text = full.dump();
+  CleanseJson(full);
+  Result<Json> out = impl_->DoJson("PUT", r.Path(ns, name), text);
+  Cleanse(text.data(), text.size());
+  return out;
 }
 
 Status HttpApi::Delete(const Resource& r, const std::string& ns, const std::string& name,
@@ -354,6 +369,7 @@ Status HttpApi::Watch(const Resource& r, const std::string& ns, const WatchOptio
             return false;
           }
         }
+        Cleanse(buffer.data(), start);  // consumed events (a Secret's keys among them)
         buffer.erase(0, start);
         return true;
       });

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "base/base64.h"
+#include "base/secret.h"
 #include "k8s/errors.h"
 
 namespace istioca::k8s {
@@ -109,6 +110,15 @@ Json MetaToJson(const ObjectMeta& m) {
   return md;
 }
 
+void CleanseJson(Json& j) {
+  if (j.is_string()) {
+    std::string& v = j.get_ref<std::string&>();
+    Cleanse(v.data(), v.size());
+  } else if (j.is_structured()) {
+    for (Json& child : j) CleanseJson(child);
+  }
+}
+
 Result<Secret> SecretFromJson(const Json& object) {
   Secret s;
   s.meta = MetaFromJson(object);
@@ -202,22 +212,38 @@ Json LeaseToJson(const Lease& l) {
               {"spec", std::move(spec)}};
 }
 
+// Secrets carry keys: the JSON on either side of a call is wiped once it is decoded or sent.
+namespace {
+Result<Secret> DecodeAndWipe(Json& j) {
+  Result<Secret> s = SecretFromJson(j);
+  CleanseJson(j);
+  return s;
+}
+}  // namespace
+
 Result<Secret> GetSecret(Api& api, const std::string& ns, const std::string& name) {
   ASSIGN_OR_RETURN(Json j, api.Get(kSecrets, ns, name));
-  return SecretFromJson(j);
+  return DecodeAndWipe(j);
 }
 
 Result<Secret> CreateSecret(Api& api, const Secret& secret) {
   Secret s = secret;
   s.meta.resource_version.clear();  // a create with an RV is a 500 (sample 028)
   s.meta.uid.clear();
-  ASSIGN_OR_RETURN(Json j, api.Create(kSecrets, s.meta.ns, SecretToJson(s)));
-  return SecretFromJson(j);
+  Json body = SecretToJson(s);
+  for (auto& [k, v] : s.data) Cleanse(v.data(), v.size());
+  Result<Json> j = api.Create(kSecrets, s.meta.ns, body);
+  CleanseJson(body);
+  if (!j.ok()) return j.status();
+  return DecodeAndWipe(*j);
 }
 
 Result<Secret> UpdateSecret(Api& api, const Secret& secret) {
-  ASSIGN_OR_RETURN(Json j, api.Update(kSecrets, secret.meta.ns, SecretToJson(secret)));
-  return SecretFromJson(j);
+  Json body = SecretToJson(secret);
+  Result<Json> j = api.Update(kSecrets, secret.meta.ns, body);
+  CleanseJson(body);
+  if (!j.ok()) return j.status();
+  return DecodeAndWipe(*j);
 }
 
 Status DeleteSecret(Api& api, const std::string& ns, const std::string& name,
@@ -233,8 +259,8 @@ Result<std::vector<Secret>> ListSecrets(Api& api, const std::string& ns,
   ASSIGN_OR_RETURN(ListPage page, ListAll(api, kSecrets, ns, o));
   std::vector<Secret> out;
   out.reserve(page.items.size());
-  for (const auto& item : page.items) {
-    ASSIGN_OR_RETURN(Secret s, SecretFromJson(item));
+  for (auto& item : page.items) {
+    ASSIGN_OR_RETURN(Secret s, DecodeAndWipe(item));
     out.push_back(std::move(s));
   }
   return out;

@@ -65,6 +65,9 @@ Result<TimePoint> ParseMicroTime(const std::string& text);
 ObjectMeta MetaFromJson(const Json& object);
 Json MetaToJson(const ObjectMeta& meta);  // name, namespace, resourceVersion, labels, annotations
 
+// Overwrites every string in `j` (a Secret's base64 data included) before it is freed.
+void CleanseJson(Json& j);
+
 Result<Secret> SecretFromJson(const Json& object);
 Json SecretToJson(const Secret& secret);
 ServiceAccount ServiceAccountFromJson(const Json& object);

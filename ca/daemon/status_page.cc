@@ -218,8 +218,9 @@ void EventTable(std::string& out, const std::vector<StatusEvent>& events, const 
     out += "<p class=\"muted\">" + std::string(empty) + "</p></section>";
     return;
   }
-  out += "<div class=\"scroll\"><table><thead><tr><th>When</th><th>Event</th><th>Details</th>"
-         "</tr></thead><tbody>";
+  out +=
+      "<div class=\"scroll\"><table><thead><tr><th>When</th><th>Event</th><th>Details</th>"
+      "</tr></thead><tbody>";
   for (size_t i = 0; i < events.size() && i < kMaxEventRows; ++i) {
     const StatusEvent& e = events[i];
     out += "<tr><td title=\"" + FormatRfc3339(e.time) + "\">" + ShortTime(e.time, false) +
@@ -234,8 +235,7 @@ void EventTable(std::string& out, const std::vector<StatusEvent>& events, const 
   out += "</section>";
 }
 
-void CaCard(std::string& out, const StatusCertificate& c, const std::string& title,
-            TimePoint now) {
+void CaCard(std::string& out, const StatusCertificate& c, const std::string& title, TimePoint now) {
   out += "<div class=\"card\"><h3>" + title + "</h3><dl><dt>Subject</dt><dd>" +
          HtmlEscape(c.subject) + "</dd><dt>SKID</dt><dd><code>" + HtmlEscape(c.skid) +
          "</code></dd><dt>NotAfter</dt><dd>" + FormatRfc3339(c.not_after) + " (" +
@@ -316,9 +316,10 @@ std::string RenderStatusHtml(const StatusData& d) {
 
   std::string out;
   out.reserve(4096 + certs.size() * 400);
-  out += "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-         "<title>istio-ca status</title><style>";
+  out +=
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+      "<title>istio-ca status</title><style>";
   out += kCss;
   out += "</style></head><body><header><h1>istio-ca status</h1><p>trust domain <b>" +
          HtmlEscape(d.trust_domain) + "</b> · " + HtmlEscape(d.version) + " · " +
@@ -364,8 +365,8 @@ std::string RenderStatusHtml(const StatusData& d) {
       out += "<p id=\"next\">Next: no transition pending.</p>";
     }
     if (t.unsafe_at) {
-      out += "<p class=\"bad\">Unsafe forced activation at " + FormatRfc3339(*t.unsafe_at) +
-             " (" + Relative(*t.unsafe_at, d.now) + ").</p>";
+      out += "<p class=\"bad\">Unsafe forced activation at " + FormatRfc3339(*t.unsafe_at) + " (" +
+             Relative(*t.unsafe_at, d.now) + ").</p>";
     }
   }
   out += "<div class=\"cards\">";
@@ -383,18 +384,20 @@ std::string RenderStatusHtml(const StatusData& d) {
   if (certs.empty()) {
     out += "<p class=\"muted\">None.</p>";
   } else {
-    out += "<div class=\"scroll\"><table id=\"certs\"><thead><tr><th>Service account</th>"
-           "<th>Expires</th><th>Rotation due</th><th class=\"hide-s\">Serial</th></tr></thead>"
-           "<tbody>";
+    out +=
+        "<div class=\"scroll\"><table id=\"certs\"><thead><tr><th>Service account</th>"
+        "<th>Expires</th><th>Rotation due</th><th class=\"hide-s\">Serial</th></tr></thead>"
+        "<tbody>";
     for (size_t i = 0; i < certs.size() && i < kMaxTableRows; ++i) {
       const StatusWorkload& c = certs[i];
-      const char* cls = c.not_after <= d.now ? " class=\"expired\""
+      const char* cls = c.not_after <= d.now    ? " class=\"expired\""
                         : c.refresh_at <= d.now ? " class=\"soon\""
                                                 : "";
-      out += std::string("<tr") + cls + " data-sa=\"" + HtmlEscape(c.name) + "\"><td class=\"wrap\">" +
-             HtmlEscape(c.name) + "</td><td title=\"" + FormatRfc3339(c.not_after) + "\">" +
-             Relative(c.not_after, d.now) + "</td><td title=\"" + FormatRfc3339(c.refresh_at) +
-             "\">" + Relative(c.refresh_at, d.now) + "</td><td class=\"hide-s\"><code>" +
+      out += std::string("<tr") + cls + " data-sa=\"" + HtmlEscape(c.name) +
+             "\"><td class=\"wrap\">" + HtmlEscape(c.name) + "</td><td title=\"" +
+             FormatRfc3339(c.not_after) + "\">" + Relative(c.not_after, d.now) +
+             "</td><td title=\"" + FormatRfc3339(c.refresh_at) + "\">" +
+             Relative(c.refresh_at, d.now) + "</td><td class=\"hide-s\"><code>" +
              HtmlEscape(c.serial_hex) + "</code></td></tr>";
     }
     out += "</tbody></table></div>";
@@ -408,8 +411,9 @@ std::string RenderStatusHtml(const StatusData& d) {
   EventTable(out, issued, "issued", "Recent issuances", "No issuance recorded yet.");
   EventTable(out, refused, "refused", "Recent refusals", "No refusal recorded.");
   EventTable(out, other, "changes", "Secret and CA changes", "No change recorded yet.");
-  out += "<p class=\"muted\">Machine-readable: <a href=\"status.json\">/status.json</a> · "
-         "<a href=\"metrics\">/metrics</a></p></main></body></html>\n";
+  out +=
+      "<p class=\"muted\">Machine-readable: <a href=\"status.json\">/status.json</a> · "
+      "<a href=\"metrics\">/metrics</a></p></main></body></html>\n";
   return out;
 }
 
@@ -419,9 +423,7 @@ std::string RenderStatusJson(const StatusData& d) {
     return t ? json(FormatRfc3339(*t)) : json(nullptr);
   };
   auto ca_cert = [&](const StatusCertificate& c) {
-    json j = {{"subject", c.subject},
-              {"skid", c.skid},
-              {"not_after", FormatRfc3339(c.not_after)}};
+    json j = {{"subject", c.subject}, {"skid", c.skid}, {"not_after", FormatRfc3339(c.not_after)}};
     if (!c.serial_hex.empty()) j["serial"] = c.serial_hex;
     return j;
   };

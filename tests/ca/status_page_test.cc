@@ -28,8 +28,8 @@ StatusData WithWorkloads(size_t n) {
   d.trust_domain = "cluster.local";
   for (size_t i = 0; i < n; ++i) {
     const TimePoint nb = kNow - std::chrono::minutes(i % 600);
-    d.workloads.push_back({"ns/sa-" + std::to_string(i), "ab" + std::to_string(i), nb, nb + 24h,
-                           nb + 12h});
+    d.workloads.push_back(
+        {"ns/sa-" + std::to_string(i), "ab" + std::to_string(i), nb, nb + 24h, nb + 12h});
   }
   return d;
 }
@@ -75,13 +75,11 @@ TEST_CASE("status page: certificates are listed soonest expiry first", "[status]
   CHECK(html.find("1h0m") != std::string::npos);
 }
 
-TEST_CASE("status page: one chart mark per certificate up to the cap, buckets beyond",
-          "[status]") {
+TEST_CASE("status page: one chart mark per certificate up to the cap, buckets beyond", "[status]") {
   CHECK(Count(RenderStatusHtml(WithWorkloads(0)), "class=\"mark") == 0);
   CHECK(Count(RenderStatusHtml(WithWorkloads(1)), "class=\"mark\"") == 1);
   CHECK(Count(RenderStatusHtml(WithWorkloads(300)), "class=\"mark\"") == 300);
-  CHECK(Count(RenderStatusHtml(WithWorkloads(kMaxChartMarks)), "class=\"mark\"") ==
-        kMaxChartMarks);
+  CHECK(Count(RenderStatusHtml(WithWorkloads(kMaxChartMarks)), "class=\"mark\"") == kMaxChartMarks);
   const std::string big = RenderStatusHtml(WithWorkloads(5000));
   CHECK(Count(big, "class=\"mark\"") == 0);
   const size_t buckets = Count(big, "class=\"mark bucket\"");
@@ -94,8 +92,7 @@ TEST_CASE("status page: one chart mark per certificate up to the cap, buckets be
         5000);
 }
 
-TEST_CASE("status page: the rotation stage, next transition and gate are spelled out",
-          "[status]") {
+TEST_CASE("status page: the rotation stage, next transition and gate are spelled out", "[status]") {
   StatusData d = WithWorkloads(2);
   StatusTrust t;
   t.stage = "prepared";

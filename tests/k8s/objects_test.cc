@@ -106,3 +106,24 @@ TEST_CASE("a Lease round-trips with MicroTime fields (sample 071)", "[k8s][objec
 
 }  // namespace
 }  // namespace istioca::k8s
+
+namespace istioca::k8s {
+
+TEST_CASE("CleanseJson overwrites every string of a Secret's JSON in place", "[k8s][objects]") {
+  Secret s;
+  s.meta.name = "istio.web";
+  s.meta.ns = "default";
+  s.data["key.pem"] = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
+  Json j = SecretToJson(s);
+  std::string& encoded = j["data"]["key.pem"].get_ref<std::string&>();
+  const size_t size = encoded.size();
+  REQUIRE(size > 0);
+  const char* bytes = encoded.data();
+  CleanseJson(j);
+  // The same buffer, same length, every byte zero: nothing of the key is left in it.
+  CHECK(j["data"]["key.pem"].get_ref<std::string&>().data() == bytes);
+  CHECK(std::string(bytes, size) == std::string(size, '\0'));
+  CHECK(j["metadata"]["name"].get<std::string>() == std::string(9, '\0'));
+}
+
+}  // namespace istioca::k8s
