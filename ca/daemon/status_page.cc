@@ -99,15 +99,18 @@ std::string Chart(const std::vector<StatusWorkload>& certs, TimePoint now) {
   if (!bucketed) {
     const double row = std::clamp(480.0 / static_cast<double>(certs.size()), 1.5, 14.0);
     plot_h = row * static_cast<double>(certs.size());
-    const double r = std::clamp(row / 2.5, 1.2, 4.0);
+    const double r = std::clamp(row / 2.5, 2.0, 4.0);
+    // Thinner than a row, so neighbouring certificates stay apart.
+    const std::string stroke = Num(std::min(1.5, row * 0.5));
     for (size_t i = 0; i < certs.size(); ++i) {
       const StatusWorkload& c = certs[i];
       const double y = kTop + row * (static_cast<double>(i) + 0.5);
       out += "<g><title>" + HtmlEscape(c.name) + ": rotation due " + FormatRfc3339(c.refresh_at) +
              ", expires " + FormatRfc3339(c.not_after) + "</title><line class=\"due\" x1=\"" +
              Num(s.X(c.refresh_at)) + "\" y1=\"" + Num(y) + "\" x2=\"" + Num(s.X(c.not_after)) +
-             "\" y2=\"" + Num(y) + "\"/><circle class=\"mark\" cx=\"" + Num(s.X(c.not_after)) +
-             "\" cy=\"" + Num(y) + "\" r=\"" + Num(r) + "\"/></g>";
+             "\" y2=\"" + Num(y) + "\" stroke-width=\"" + stroke +
+             "\"/><circle class=\"mark\" cx=\"" + Num(s.X(c.not_after)) + "\" cy=\"" + Num(y) +
+             "\" r=\"" + Num(r) + "\"/></g>";
     }
   } else {
     plot_h = 200;
@@ -168,7 +171,8 @@ const char* kCss = R"(
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#f4f6f9}
 header{background:#1f3a5f;color:#fff;padding:12px 16px}
 header h1{margin:0;font-size:1.25rem}
-header p{margin:2px 0 0;opacity:.85;font-size:.85rem;overflow-wrap:anywhere}
+header p{margin:2px 0 0;opacity:.9;font-size:.85rem;overflow-wrap:anywhere}
+header .ok{color:#8ee6b0}header .bad{color:#ffb4a8}
 main{max-width:1100px;margin:0 auto;padding:8px 12px 24px}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:12px 14px;margin:12px 0}
 h2{font-size:1.05rem;margin:0 0 8px}
@@ -191,7 +195,7 @@ tr.soon td{background:#fff4e5}tr.expired td{background:#fde8e8}
 .badge.refused{background:#fde8e8;color:#b42318}.badge.issued{background:#e3f4ea;color:#147a3c}
 svg.chart{width:100%;height:auto;display:block}
 svg .mark{fill:#1f6feb}svg .bucket{fill:#1f6feb}
-svg .due{stroke:#f5a524;stroke-width:1.5}svg .duebar{fill:#fbd38d}
+svg .due{stroke:#f5a524}svg .duebar{fill:#fbd38d}
 svg .axis,svg .tick{stroke:#98a2b3;stroke-width:1}
 svg .now{stroke:#b42318;stroke-dasharray:4 3}
 svg text{font-size:12px;fill:#475467}svg .nowlabel{fill:#b42318}
@@ -319,7 +323,9 @@ std::string RenderStatusHtml(const StatusData& d) {
   out +=
       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-      "<title>istio-ca status</title><style>";
+      "<title>istio-ca status</title>"
+      // An empty inline icon: without it a browser asks for /favicon.ico (a 404).
+      "<link rel=\"icon\" href=\"data:,\"><style>";
   out += kCss;
   out += "</style></head><body><header><h1>istio-ca status</h1><p>trust domain <b>" +
          HtmlEscape(d.trust_domain) + "</b> · " + HtmlEscape(d.version) + " · " +

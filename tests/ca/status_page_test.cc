@@ -144,7 +144,8 @@ TEST_CASE("status page: self-contained, phone-ready HTML", "[status]") {
   // No external asset and no script: air-gapped clusters, no JavaScript needed.
   CHECK(html.find("<script") == std::string::npos);
   CHECK(html.find("src=") == std::string::npos);
-  CHECK(html.find("<link") == std::string::npos);
+  CHECK(html.find("href=\"http") == std::string::npos);
+  CHECK(html.find("<link rel=\"stylesheet") == std::string::npos);
   CHECK(html.find("@import") == std::string::npos);
   CHECK(html.find("url(") == std::string::npos);
 }
