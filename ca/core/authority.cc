@@ -1,5 +1,7 @@
 #include "ca/core/authority.h"
 
+#include <utility>
+
 #include "pki/verify.h"
 
 namespace istioca::ca {
@@ -61,14 +63,16 @@ std::string IssuedCert::RootCertPem() const {
 }
 
 void Authority::SetBundle(std::shared_ptr<const CaBundle> bundle) {
-  std::unique_lock<std::shared_mutex> drain(sign_mu_);
-  std::lock_guard<std::mutex> lock(mu_);
-  bundle_ = std::move(bundle);
+  auto next = std::make_shared<Slot>();
+  next->bundle = std::move(bundle);
+  std::unique_lock<std::mutex> lock(mu_);
+  std::shared_ptr<Slot> old = std::exchange(slot_, std::move(next));
+  drained_.wait(lock, [&] { return old->in_flight == 0; });
 }
 
 std::shared_ptr<const CaBundle> Authority::Bundle() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return bundle_;
+  return slot_->bundle;
 }
 
 Result<Duration> Authority::EffectiveTtl(Duration requested_ttl) const {
@@ -86,8 +90,22 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
                                    const std::vector<std::string>& dns_names,
                                    Duration requested_ttl) const {
   ASSIGN_OR_RETURN(Duration ttl, EffectiveTtl(requested_ttl));
-  std::shared_lock<std::shared_mutex> signing(sign_mu_);
-  std::shared_ptr<const CaBundle> bundle = Bundle();
+  std::shared_ptr<Slot> slot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slot = slot_;
+    ++slot->in_flight;
+  }
+  // Leaves the slot (waking a SetBundle waiting for it) once the NotAfter below is recorded.
+  struct Leave {
+    const Authority& a;
+    Slot& s;
+    ~Leave() {
+      std::lock_guard<std::mutex> lock(a.mu_);
+      if (--s.in_flight == 0) a.drained_.notify_all();
+    }
+  } leave{*this, *slot};
+  std::shared_ptr<const CaBundle> bundle = slot->bundle;
   if (bundle == nullptr) return Unavailable("the CA is not ready");
   auto leaf = pki::IssueLeaf(bundle->signer, subject_key, {uris, dns_names, ttl}, clock_.Now());
   if (!leaf.ok()) {

@@ -7,12 +7,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -94,11 +94,16 @@ class Authority {
  private:
   const IssuancePolicy policy_;
   const Clock& clock_;
+  // The bundle in service and how many Signs are still using it. SetBundle swaps in a new slot
+  // and waits for the old slot's count to reach zero; new Signs take the new slot meanwhile, so
+  // the swap never waits on a stream of new signs (a reader-preferring rwlock would starve it).
+  struct Slot {
+    std::shared_ptr<const CaBundle> bundle;
+    int in_flight = 0;  // guarded by mu_
+  };
   mutable std::mutex mu_;
-  std::shared_ptr<const CaBundle> bundle_;
-  // Held shared by each Sign from its snapshot until its NotAfter is recorded; SetBundle takes it
-  // exclusively to wait for the signs on the old bundle.
-  mutable std::shared_mutex sign_mu_;
+  mutable std::condition_variable drained_;
+  std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
   // Microseconds since the epoch of the latest NotAfter signed; INT64_MIN: none yet.
   mutable std::atomic<int64_t> latest_not_after_us_{INT64_MIN};
 };
