@@ -43,6 +43,8 @@ struct PeerCredentials {
   bool has_cert = false;
   // Every value of the "authorization" metadata key, in order.
   std::vector<std::string> authorization;
+  // The transport's peer address, e.g. "ipv4:10.1.2.3:41234" (audit events only).
+  std::string address;
 };
 
 struct Caller {

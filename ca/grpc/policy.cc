@@ -87,6 +87,8 @@ const char* ApiName(CsrApi api) {
   return api == CsrApi::kLegacy ? "HandleCSR" : "CreateCertificate";
 }
 
+const char* AuditApiName(CsrApi api) { return api == CsrApi::kLegacy ? "legacy" : "modern"; }
+
 class PhaseTimer {
  public:
   explicit PhaseTimer(Histogram& h) : h_(h), start_(std::chrono::steady_clock::now()) {}
@@ -108,11 +110,13 @@ std::string Join(const std::vector<std::string>& v) {
 }  // namespace
 
 CsrService::CsrService(Authority& authority, std::shared_ptr<TokenReviewer> reviewer,
-                       GrpcLimits limits, MetricsRegistry& metrics, const Clock& clock)
+                       GrpcLimits limits, MetricsRegistry& metrics, const Clock& clock,
+                       EventSink* events)
     : authority_(authority),
       authenticator_(authority.policy().trust_domain, std::move(reviewer)),
       limits_(limits),
       clock_(clock),
+      events_(events),
       rate_(limits.per_identity_qps, limits.per_identity_burst, limits.max_tracked_identities),
       signing_(DefaultConcurrency(limits.max_concurrent_signing)),
       refusal_log_(limits.refusal_log_lines_per_second),
@@ -136,12 +140,24 @@ CsrService::CsrService(Authority& authority, std::shared_ptr<TokenReviewer> revi
                                          "Time spent per CSR handling phase.", LatencyBuckets(),
                                          {{"phase", "sign"}})) {}
 
-Status CsrService::Refuse(const CsrCall& call, const std::string& caller, const char* reason,
-                          Status status) {
+Status CsrService::Refuse(const CsrCall& call, const PeerCredentials& peer,
+                          const std::string& caller, const char* reason, Status status) {
   metrics_
       .GetCounter("citadel_server_csr_refusal_count", "CSR calls refused, by reason.",
                   {{"reason", reason}})
       .Inc();
+  if (events_ != nullptr) {
+    // The message the caller gets (never key material, see above), not the internal detail.
+    CaEvent e{clock_.Now(),
+              "refused",
+              {{"code", CodeName(status.code())},
+               {"reason", status.message()},
+               {"refusal", reason},
+               {"api", AuditApiName(call.api)},
+               {"peer", peer.address}}};
+    if (!caller.empty()) e.fields["caller"] = caller;
+    events_->Record(e);
+  }
   uint64_t suppressed = 0;
   if (!refusal_log_.Admit(reason, clock_.Now(), &suppressed)) return status;
   auto log = Logger("grpc");
@@ -166,23 +182,23 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
   if (!caller.ok()) {
     authn_failures_.Inc();
     const bool unavailable = caller.status().code() == Code::kUnavailable;
-    return Refuse(call, "", unavailable ? "token_review_unavailable" : "unauthenticated",
+    return Refuse(call, peer, "", unavailable ? "token_review_unavailable" : "unauthenticated",
                   caller.status());
   }
   const std::string who = Join(caller->identities);
   if (!rate_.Allow(caller->identities.front(), clock_.Now())) {
-    return Refuse(call, who, "rate_limited",
+    return Refuse(call, peer, who, "rate_limited",
                   Status(Code::kResourceExhausted, "too many requests for this identity"));
   }
   if (call.csr_pem.size() > limits_.max_csr_bytes) {
     parsing_errors_.Inc();
-    return Refuse(call, who, "too_large",
+    return Refuse(call, peer, who, "too_large",
                   InvalidArgument("CSR is larger than " +
                                   std::to_string(limits_.max_csr_bytes / 1024) + " KiB"));
   }
   // Parsing, signature verification and signing are the CPU-heavy steps: bounded, not queued.
   if (!signing_.TryAcquire()) {
-    return Refuse(call, who, "overloaded",
+    return Refuse(call, peer, who, "overloaded",
                   Status(Code::kResourceExhausted, "the CA is busy, retry later"));
   }
   struct Release {
@@ -197,7 +213,7 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
   if (!csr.ok()) {
     parsing_errors_.Inc();
     // pki errors name the structure that failed, never key bytes.
-    return Refuse(call, who, "bad_csr",
+    return Refuse(call, peer, who, "bad_csr",
                   InvalidArgument("CSR parsing error (" + csr.status().message() + ")",
                                   csr.status().detail()));
   }
@@ -207,11 +223,12 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
   };
   if (Status key = pki::CheckAcceptableKey(csr->PublicKey()); !key.ok()) {
     sign_error("CSR_ERROR").Inc();
-    return Refuse(call, who, "bad_key", InvalidArgument("CSR key rejected: " + key.message()));
+    return Refuse(call, peer, who, "bad_key",
+                  InvalidArgument("CSR key rejected: " + key.message()));
   }
   if (csr->RequestsCa()) {
     sign_error("CSR_ERROR").Inc();
-    return Refuse(call, who, "ca_requested",
+    return Refuse(call, peer, who, "ca_requested",
                   InvalidArgument("CSR asks for a CA certificate (CA:TRUE); refused"));
   }
 
@@ -222,7 +239,7 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
     if (uris.empty() && dns.empty()) {
       id_extraction_errors_.Inc();
       return Refuse(
-          call, who, "no_san",
+          call, peer, who, "no_san",
           InvalidArgument("CSR identity extraction error (the SAN extension does not exist)"));
     }
     // Callers hold SPIFFE IDs only, so a DNS SAN is never one of theirs.
@@ -232,7 +249,7 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
       if (std::find(caller->identities.begin(), caller->identities.end(), id) ==
           caller->identities.end()) {
         return Refuse(
-            call, who, "permission_denied",
+            call, peer, who, "permission_denied",
             Status(Code::kPermissionDenied,
                    "the requested identity (" + id + ") does not match the caller's identities"));
       }
@@ -248,14 +265,15 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
                      ? max_ttl + std::chrono::seconds(1)
                      : Duration(std::chrono::seconds(call.requested_ttl_seconds));
   if (call.requested_ttl_seconds < 0) ttl = Duration(-1);
-  if (auto effective = authority_.EffectiveTtl(ttl); !effective.ok()) {
+  Result<Duration> effective = authority_.EffectiveTtl(ttl);
+  if (!effective.ok()) {
     sign_error("TTL_ERROR").Inc();
     std::string message = call.requested_ttl_seconds < 0
                               ? "requested TTL is negative"
                               : "requested TTL " + std::to_string(call.requested_ttl_seconds) +
                                     "s is greater than the max allowed TTL " +
                                     FormatDuration(max_ttl);
-    return Refuse(call, who, "bad_ttl", InvalidArgument(message));
+    return Refuse(call, peer, who, "bad_ttl", InvalidArgument(message));
   }
 
   Result<IssuedCert> issued = [&] {
@@ -265,14 +283,28 @@ Result<IssuedCert> CsrService::Handle(const PeerCredentials& peer, const CsrCall
   if (!issued.ok()) {
     if (issued.status().code() == Code::kUnavailable) {
       sign_error("CA_NOT_READY").Inc();
-      return Refuse(call, who, "ca_not_ready",
+      return Refuse(call, peer, who, "ca_not_ready",
                     Status(Code::kUnavailable, "the CA is not ready", issued.status().ToString()));
     }
     sign_error("CERT_GEN_ERROR").Inc();
-    return Refuse(call, who, "sign_failed",
+    return Refuse(call, peer, who, "sign_failed",
                   Internal("CSR signing error", issued.status().ToString()));
   }
   issued_.Inc();
+  if (events_ != nullptr) {
+    events_->Record(CaEvent{
+        clock_.Now(),
+        "issued",
+        {{"serial", issued->leaf.SerialHex()},
+         {"spiffe_id", Join(uris)},
+         {"caller", who},
+         {"authn", caller->via == Caller::Via::kCertificate ? "mtls" : "token"},
+         {"api", AuditApiName(call.api)},
+         {"ttl_seconds",
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*effective).count())},
+         {"not_after", FormatRfc3339(issued->leaf.NotAfter())},
+         {"peer", peer.address}}});
+  }
   Logger("grpc")->debug("issued cert method={} caller={} serial={}", ApiName(call.api), who,
                         issued->leaf.SerialHex());
   return issued;

@@ -18,6 +18,8 @@
 // lines are rate-limited per reason (GrpcLimits::refusal_log_lines_per_second), so a flood of
 // unauthenticated calls cannot fill the log: the lines past the limit are counted, and the count
 // is logged with the next line of that reason once the second is over.
+// Every issuance and every refusal is also one CaEvent ("issued" / "refused", ca/core/events.h)
+// to the optional EventSink, never rate-limited: the audit log bounds its own queue.
 // Backpressure never queues: over the rate or the concurrency bound a call fails at once with
 // ResourceExhausted (Istio's clients retry that code with backoff).
 #pragma once
@@ -35,6 +37,7 @@
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
+#include "ca/core/events.h"
 #include "ca/grpc/authn.h"
 
 namespace istioca::ca {
@@ -128,19 +131,22 @@ struct CsrCall {
 
 class CsrService {
  public:
+  // `events` is borrowed and may be null.
   CsrService(Authority& authority, std::shared_ptr<TokenReviewer> reviewer, GrpcLimits limits,
-             MetricsRegistry& metrics, const Clock& clock);
+             MetricsRegistry& metrics, const Clock& clock, EventSink* events = nullptr);
 
   Result<IssuedCert> Handle(const PeerCredentials& peer, const CsrCall& call);
   ConcurrencyLimiter& signing_limiter() { return signing_; }
 
  private:
-  Status Refuse(const CsrCall& call, const std::string& caller, const char* reason, Status status);
+  Status Refuse(const CsrCall& call, const PeerCredentials& peer, const std::string& caller,
+                const char* reason, Status status);
 
   Authority& authority_;
   Authenticator authenticator_;
   const GrpcLimits limits_;
   const Clock& clock_;
+  EventSink* const events_;
   RateLimiter rate_;
   ConcurrencyLimiter signing_;
   LogThrottle refusal_log_;

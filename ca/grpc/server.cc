@@ -158,6 +158,7 @@ PeerCredentials PeerOf(const grpc::ServerContext& ctx) {
       peer.cert_uris.emplace_back(v.data(), v.size());
     }
   }
+  peer.address = ctx.peer();
   auto range = ctx.client_metadata().equal_range("authorization");
   for (auto it = range.first; it != range.second; ++it) {
     peer.authorization.emplace_back(it->second.data(), it->second.size());
@@ -312,8 +313,8 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
   if (reviewer != nullptr) {
     impl->reviewer = std::make_shared<TokenReviewCache>(reviewer, clock, options.token_cache);
   }
-  impl->core =
-      std::make_unique<CsrService>(authority, impl->reviewer, options.limits, metrics, clock);
+  impl->core = std::make_unique<CsrService>(authority, impl->reviewer, options.limits, metrics,
+                                            clock, options.events);
   impl->legacy = std::make_unique<LegacyService>(*impl->core, metrics);
   impl->modern = std::make_unique<CertificateService>(*impl->core, metrics);
   impl->fetch.cert = self->serving_.get();

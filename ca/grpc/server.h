@@ -33,6 +33,7 @@
 #include "base/status.h"
 #include "base/time.h"
 #include "ca/core/authority.h"
+#include "ca/core/events.h"
 #include "ca/grpc/policy.h"
 #include "pki/key.h"
 
@@ -80,6 +81,8 @@ struct GrpcServerOptions {
   // stampede cannot grow threads (or memory) without bound.
   int max_threads = 64;
   TokenCacheOptions token_cache;
+  // Issuances and refusals (ca/core/events.h); borrowed, may be null, must outlive the server.
+  EventSink* events = nullptr;
 };
 
 // Every DNS name the serving certificate carries.
