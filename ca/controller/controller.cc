@@ -298,10 +298,27 @@ Status Controller::Execute(const Work& w) {
     Status s = secrets_.Delete(w.key);
     if (!s.ok() && s.code() != Code::kNotFound) return s.WithContext("deleting secret");
     deleted_count_.Inc();
-    std::lock_guard<std::mutex> lock(mu_);
-    known_.erase(w.key);
+    std::optional<PublishedLeaf> gone;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = known_.find(w.key); it != known_.end()) gone = it->second.leaf;
+      known_.erase(w.key);
+    }
     log->info("deleted workload secret ns={} name={} reason=service-account-deleted", w.key.ns,
               w.key.SecretName());
+    if (options_.events != nullptr) {
+      CaEvent e{clock_.Now(),
+                "secret_deleted",
+                {{"namespace", w.key.ns},
+                 {"name", w.key.SecretName()},
+                 {"reason", "service-account-deleted"}}};
+      // Known unless the secret was orphaned before we ever read it.
+      if (gone) {
+        e.fields["serial"] = gone->serial_hex;
+        e.fields["not_after"] = FormatRfc3339(gone->not_after);
+      }
+      options_.events->Record(e);
+    }
     return OkStatus();
   }
 
@@ -377,6 +394,17 @@ Status Controller::Execute(const Work& w) {
       w.action == SecretAction::kCreate ? (recreated ? "secret-deleted" : "new")
                                         : RotationReasonName(w.reason),
       issued->leaf.SerialHex(), FormatRfc3339(issued->leaf.NotAfter()));
+  if (options_.events != nullptr) {
+    options_.events->Record(CaEvent{
+        clock_.Now(),
+        w.action == SecretAction::kCreate ? "secret_created" : "secret_refreshed",
+        {{"namespace", w.key.ns},
+         {"name", w.key.SecretName()},
+         {"reason", w.action == SecretAction::kCreate ? (recreated ? "secret-deleted" : "new")
+                                                      : RotationReasonName(w.reason)},
+         {"serial", issued->leaf.SerialHex()},
+         {"not_after", FormatRfc3339(issued->leaf.NotAfter())}}});
+  }
   return OkStatus();
 }
 

@@ -33,6 +33,7 @@
 #include "base/time.h"
 #include "ca/controller/backends.h"
 #include "ca/core/authority.h"
+#include "ca/core/events.h"
 #include "ca/core/rotation.h"
 
 namespace istioca::ca {
@@ -68,6 +69,8 @@ struct ControllerOptions {
   Duration backoff_max = std::chrono::minutes(5);
   // Threads that generate keys, sign and write (the box has 2 cores).
   int workers = 2;
+  // secret_created / secret_refreshed / secret_deleted (ca/core/events.h); borrowed, may be null.
+  EventSink* events = nullptr;
 };
 
 // One workload certificate the controller manages, as last seen or written.
