@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "ca/cmd/cli.h"
+#include "ca/daemon/audit_log.h"
 #include "ca/daemon/daemon.h"
 
 namespace istioca::ca {
@@ -45,6 +46,26 @@ Status CheckPluggedFilesReadable(const DaemonOptions& o) {
   return OkStatus();
 }
 
+// The audit log's directory must exist and the path must not be a directory; the file itself is
+// created (0600) when the daemon starts. Nothing is created here.
+Status CheckAuditLogPath(const DaemonOptions& o) {
+  if (o.audit_log.empty() || o.audit_log == "-") return OkStatus();
+  struct stat st {};
+  if (stat(o.audit_log.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      return InvalidArgument("--audit-log " + o.audit_log + ": not a regular file");
+    return OkStatus();
+  }
+  const size_t slash = o.audit_log.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : o.audit_log.substr(0, slash);
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgument("--audit-log " + o.audit_log + ": directory " + dir + " does not exist");
+  }
+  return OkStatus();
+}
+
 struct ServeFlags {
   DaemonOptions o;
   bool self_signed = true;
@@ -55,6 +76,7 @@ struct ServeFlags {
   std::string propagation_delay = "2m", root_check_interval = "1h";
   std::string custom_dns;
   std::string log_level = "info";
+  std::string audit_max_size = "100MB", audit_max_files = "5";
 };
 
 Status Duration(const std::string& flag, const std::string& text, istioca::Duration& out) {
@@ -105,7 +127,21 @@ Status Finish(ServeFlags& f, const CLI::App& cmd) {
                            "\" is not one of debug, info, warn, error, none");
   }
   o.log_output_level = level;
+  auto audit_size = ParseByteSize(f.audit_max_size);
+  if (!audit_size.ok())
+    return InvalidArgument("--audit-log-max-size: " + audit_size.status().message());
+  o.audit_log_max_size = *audit_size;
+  // Parsed here, not by CLI11, so that "5x" or "-1" is our one-line error like every other flag.
+  const std::string& files = f.audit_max_files;
+  if (files.empty() || files.size() > 4 ||
+      files.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgument("--audit-log-max-files: \"" + files +
+                           "\" is not a whole number within 0.." +
+                           std::to_string(kMaxAuditLogFiles));
+  }
+  o.audit_log_max_files = std::stoi(files);
   RETURN_IF_ERROR(ValidateDaemonOptions(o));
+  RETURN_IF_ERROR(CheckAuditLogPath(o));
   return CheckPluggedFilesReadable(o);
 }
 
@@ -271,6 +307,16 @@ void RegisterServe(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--log_output_level", f->log_level, "debug, info, warn, error or none")
       ->group(kLog);
   cmd->add_flag("--log_as_json", o.log_as_json, "One JSON object per log line")->group(kLog);
+  cmd->add_option("--audit-log", o.audit_log,
+                  "JSON lines of every issuance, refusal, secret write and trust change, to this "
+                  "file (0600) or - for stdout (default: off)")
+      ->group(kLog);
+  cmd->add_option("--audit-log-max-size", f->audit_max_size,
+                  "Rotate the audit log at this size (e.g. 100MB, 512KB, 10MiB)")
+      ->group(kLog);
+  cmd->add_option("--audit-log-max-files", f->audit_max_files,
+                  "Rotated audit log files kept (PATH.1 .. PATH.N)")
+      ->group(kLog);
 
   cmd->callback([f, cmd, &ctx] {
     if (Status s = Finish(*f, *cmd); !s.ok()) {

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "ca/core/ca_loader.h"
+#include "ca/daemon/audit_log.h"
 #include "ca/daemon/liveness.h"
 #include "ca/daemon/monitoring.h"
 #include "ca/daemon/status_page.h"
@@ -120,6 +121,13 @@ Status ValidateDaemonOptions(const DaemonOptions& o) {
     return bad("--probe-check-interval must be positive");
   if (o.resync_period < std::chrono::seconds(1)) return bad("--resync-period must be at least 1s");
   if (o.workers < 1 || o.workers > 64) return bad("--workers must be within 1..64");
+  if (o.audit_log_max_size < kMinAuditLogSize) {
+    return bad("--audit-log-max-size must be at least " + std::to_string(kMinAuditLogSize / 1024) +
+               "KiB");
+  }
+  if (o.audit_log_max_files < 0 || o.audit_log_max_files > kMaxAuditLogFiles) {
+    return bad("--audit-log-max-files must be within 0.." + std::to_string(kMaxAuditLogFiles));
+  }
   for (const auto& [key, names] : o.custom_dns_names) {
     for (const std::string& n : names) {
       if (n.empty() || n.find_first_of(" /\\@") != std::string::npos) {
@@ -178,6 +186,7 @@ struct Daemon::Impl {
   // Every event goes to `events`; `recent` (the status page's memory) is always one of its sinks.
   std::shared_ptr<FanOut> events = std::make_shared<FanOut>();
   std::shared_ptr<RecentEvents> recent = std::make_shared<RecentEvents>();
+  std::shared_ptr<AuditLog> audit;  // null unless --audit-log
   // Complete before the monitoring server starts and unchanged until it stops: /readyz reads it
   // from the server's threads without a lock.
   std::vector<std::unique_ptr<DaemonComponent>> components;
@@ -205,6 +214,15 @@ Daemon::~Daemon() {
 Status Daemon::Start() {
   Impl& d = *impl_;
   d.events->Add(d.recent);
+  // First, so that the trust events of loading the CA are in it too.
+  if (!d.options.audit_log.empty()) {
+    AuditLogOptions ao;
+    ao.path = d.options.audit_log;
+    ao.max_size_bytes = d.options.audit_log_max_size;
+    ao.max_files = d.options.audit_log_max_files;
+    ASSIGN_OR_RETURN(d.audit, AuditLog::Open(ao));
+    d.events->Add(d.audit);
+  }
   RETURN_IF_ERROR(d.MakeBackends());
   RETURN_IF_ERROR(d.LoadCa());
   d.RegisterGauges();
@@ -313,6 +331,7 @@ Status Daemon::Impl::StartController() {
   co.storage_namespace = o.storage_namespace;
   co.resync_period = o.resync_period;
   co.workers = o.workers;
+  co.events = events.get();
   controller = std::make_unique<Controller>(*authority, *backends.service_accounts,
                                             *backends.secrets, clock, metrics, co);
   Controller* c = controller.get();
@@ -508,7 +527,8 @@ void Daemon::Impl::StopAll() {
   if (controller) controller->Stop();
   if (backends.service_accounts) backends.service_accounts->Stop();
   if (backends.secrets) backends.secrets->Stop();
-  gauges.clear();  // before the authority and the controller they read go away
+  gauges.clear();            // before the authority and the controller they read go away
+  if (audit) audit->Stop();  // last: every producer has stopped, what they said is written
 }
 
 void Daemon::Shutdown() {

@@ -71,6 +71,10 @@ struct DaemonOptions {
   // Logging.
   std::string log_output_level = "info";
   bool log_as_json = false;
+  // Audit log (ca/daemon/audit_log.h): empty = off, "-" = stdout.
+  std::string audit_log;
+  uint64_t audit_log_max_size = 100ull * 1000 * 1000;
+  int audit_log_max_files = 5;
   // Controller tuning (ours).
   Duration resync_period = std::chrono::minutes(1);
   int workers = 2;

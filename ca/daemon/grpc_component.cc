@@ -21,6 +21,7 @@ class GrpcComponent final : public DaemonComponent {
     options.listen_address = "0.0.0.0:" + std::to_string(ctx_.options.grpc_port);
     options.host_identities = ctx_.options.grpc_host_identities;
     options.storage_namespace = ctx_.options.storage_namespace;
+    options.events = &ctx_.events;
     ASSIGN_OR_RETURN(server_, GrpcServer::Start(ctx_.authority, ctx_.token_reviewer, options,
                                                 ctx_.metrics, ctx_.clock));
     return OkStatus();

@@ -4,10 +4,12 @@
 // cannot report a port it picked itself: 0 means "off"). Every wait is a bounded poll with a
 // short interval and a hard timeout; no fixed sleep decides an outcome.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,7 +22,10 @@
 #include <sstream>
 #include <thread>
 
+#include "istio/v1/auth/ca_service.grpc.pb.h"
+#include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/cert.h"
+#include "pki/csr.h"
 #include "pki/issue.h"
 #include "pki/key.h"
 #include "pki/verify.h"
@@ -389,7 +394,13 @@ TEST_CASE("serve: bad flag values are one line and exit 2, before anything start
                        std::vector<std::string>{"--custom-dns-names", "nocolon"},
                        std::vector<std::string>{"--signing-cert", "/x"},
                        std::vector<std::string>{"--log_output_level", "chatty"},
-                       std::vector<std::string>{"--trust-domain", "UPPER"});
+                       std::vector<std::string>{"--trust-domain", "UPPER"},
+                       std::vector<std::string>{"--audit-log-max-size", "10 MB"},
+                       std::vector<std::string>{"--audit-log-max-size", "1KB"},
+                       std::vector<std::string>{"--audit-log-max-size", "1.5MB"},
+                       std::vector<std::string>{"--audit-log-max-files", "-1"},
+                       std::vector<std::string>{"--audit-log-max-files", "5x"},
+                       std::vector<std::string>{"--audit-log", "/nonexistent/dir/audit.log"});
   std::vector<std::string> full = {"serve", "--local-dir", d.path()};
   full.insert(full.end(), args.begin(), args.end());
   Run r = RunCli(full);
@@ -528,4 +539,149 @@ TEST_CASE("serve: --log_as_json writes one JSON object per line", "[serve][e2e]"
   CHECK(lines >= 3);
   CHECK_THAT(s.Log(), Catch::Contains("created workload secret ns=default name=istio.web"));
   CHECK_THAT(s.Log(), !Catch::Contains("PRIVATE KEY"));
+}
+
+namespace {
+
+namespace pb = ::istio::v1::auth;
+
+std::shared_ptr<grpc::Channel> DaemonChannel(int port, const std::string& roots,
+                                             const std::string& key_pem = "",
+                                             const std::string& chain_pem = "") {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = roots;
+  tls.pem_private_key = key_pem;
+  tls.pem_cert_chain = chain_pem;
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("istio-ca");
+  return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), grpc::SslCredentials(tls),
+                                   args);
+}
+
+std::string CsrFor(const std::string& uri) {
+  pki::PrivateKey key = Must(pki::PrivateKey::Generate(pki::KeyType::kEcP256));
+  return Must(pki::Csr::Build(key, {{uri}, {}, ""})).ToPem();
+}
+
+std::vector<nlohmann::json> AuditLines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(ReadAll(path));
+  for (std::string line; std::getline(in, line);) {
+    INFO(line);
+    REQUIRE_NOTHROW(out.push_back(nlohmann::json::parse(line)));
+  }
+  return out;
+}
+
+const nlohmann::json* Find(const std::vector<nlohmann::json>& lines, const std::string& event,
+                           const std::string& key, const std::string& value) {
+  for (const auto& j : lines) {
+    if (j["event"] == event && j.contains(key) && j[key] == value) return &j;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("serve: --audit-log records secret writes, gRPC issuances and refusals, no key material",
+          "[serve][e2e][audit]") {
+  TempDir d;
+  WriteFile(d / "serviceaccounts/default/web", "");
+  const std::string audit = d / "audit.log";
+  const int grpc_port = FreePort();
+  Serve s(d, {"--grpc-port", std::to_string(grpc_port), "--audit-log", audit});
+  REQUIRE(s.WaitReady());
+  REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));
+  const std::string roots = ReadAll(SecretFile(d, "default", "web", "root-cert.pem"));
+  const std::string web = "spiffe://cluster.local/ns/default/sa/web";
+  auto mtls = DaemonChannel(grpc_port, roots, ReadAll(SecretFile(d, "default", "web", "key.pem")),
+                            ReadAll(SecretFile(d, "default", "web", "cert-chain.pem")));
+
+  // An issuance over the modern API, authenticated by the workload's own certificate.
+  std::string issued_serial;
+  {
+    auto stub = pb::IstioCertificateService::NewStub(mtls);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    pb::IstioCertificateRequest req;
+    req.set_csr(CsrFor(web));
+    req.set_validity_duration(3600);
+    pb::IstioCertificateResponse resp;
+    grpc::Status st = stub->CreateCertificate(&ctx, req, &resp);
+    REQUIRE(st.ok());
+    issued_serial = Must(pki::Certificate::ParsePemChain(resp.cert_chain(0))).front().SerialHex();
+  }
+  // A legacy CSR for someone else's identity: PermissionDenied.
+  {
+    auto stub = pb::IstioCAService::NewStub(mtls);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    pb::CsrRequest req;
+    req.set_csr_pem(CsrFor("spiffe://cluster.local/ns/prod/sa/db"));
+    pb::CsrResponse resp;
+    CHECK(stub->HandleCSR(&ctx, req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // No client certificate at all (local mode has no tokens): Unauthenticated, with a bearer
+  // token that must not reach the log.
+  const std::string token = "secret-bearer-token-text-1234";
+  {
+    auto stub = pb::IstioCertificateService::NewStub(DaemonChannel(grpc_port, roots));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    pb::IstioCertificateRequest req;
+    req.set_csr(CsrFor(web));
+    pb::IstioCertificateResponse resp;
+    CHECK(stub->CreateCertificate(&ctx, req, &resp).error_code() ==
+          grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // The daemon flushes the log when it stops.
+  CHECK(s.Stop() == 0);
+
+  struct stat st {};
+  REQUIRE(stat(audit.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  const auto lines = AuditLines(audit);
+  for (const auto& j : lines) {
+    CHECK(j.contains("time"));
+    CHECK(Must(istioca::ParseRfc3339(j["time"].get<std::string>())) > TimePoint{});
+  }
+
+  const nlohmann::json* created = Find(lines, "secret_created", "name", "istio.web");
+  REQUIRE(created != nullptr);
+  CHECK((*created)["namespace"] == "default");
+  CHECK((*created)["reason"] == "new");
+  CHECK((*created)["serial"].get<std::string>().size() > 0);
+  CHECK(Must(istioca::ParseRfc3339((*created)["not_after"].get<std::string>())) > TimePoint{});
+
+  const nlohmann::json* issued = Find(lines, "issued", "serial", issued_serial);
+  REQUIRE(issued != nullptr);
+  CHECK((*issued)["spiffe_id"] == web);
+  CHECK((*issued)["caller"] == web);
+  CHECK((*issued)["authn"] == "mtls");
+  CHECK((*issued)["api"] == "modern");
+  CHECK((*issued)["ttl_seconds"] == "3600");
+  CHECK((*issued)["peer"].get<std::string>().find("127.0.0.1") != std::string::npos);
+  CHECK(Must(istioca::ParseRfc3339((*issued)["not_after"].get<std::string>())) > TimePoint{});
+
+  const nlohmann::json* denied = Find(lines, "refused", "code", "PermissionDenied");
+  REQUIRE(denied != nullptr);
+  CHECK((*denied)["api"] == "legacy");
+  CHECK((*denied)["caller"] == web);
+  CHECK((*denied)["reason"].get<std::string>().find("spiffe://cluster.local/ns/prod/sa/db") !=
+        std::string::npos);
+  CHECK((*denied)["peer"].get<std::string>().find("127.0.0.1") != std::string::npos);
+
+  const nlohmann::json* unauth = Find(lines, "refused", "code", "Unauthenticated");
+  REQUIRE(unauth != nullptr);
+  CHECK((*unauth)["api"] == "modern");
+  CHECK_FALSE(unauth->contains("caller"));
+  CHECK((*unauth)["peer"].get<std::string>().find("127.0.0.1") != std::string::npos);
+
+  // No key, CSR, or token anywhere in the log.
+  const std::string all = ReadAll(audit);
+  CHECK(all.find("PRIVATE KEY") == std::string::npos);
+  CHECK(all.find("BEGIN CERTIFICATE REQUEST") == std::string::npos);
+  CHECK(all.find("BEGIN") == std::string::npos);
+  CHECK(all.find(token) == std::string::npos);
 }
