@@ -126,7 +126,8 @@ void AuditLog::Rotate() {
   } else {
     (void)unlink((p + "." + std::to_string(n)).c_str());
     for (int i = n - 1; i >= 1; --i) {
-      (void)rename((p + "." + std::to_string(i)).c_str(), (p + "." + std::to_string(i + 1)).c_str());
+      (void)rename((p + "." + std::to_string(i)).c_str(),
+                   (p + "." + std::to_string(i + 1)).c_str());
     }
     (void)rename(p.c_str(), (p + ".1").c_str());
   }

@@ -32,10 +32,10 @@
 namespace istioca::ca {
 
 struct AuditLogOptions {
-  std::string path;                              // "-": stdout (never rotated)
+  std::string path;                                // "-": stdout (never rotated)
   uint64_t max_size_bytes = 100ull * 1000 * 1000;  // per file
-  int max_files = 5;                             // rotated files kept besides PATH
-  size_t queue_capacity = 10000;                 // events waiting for the writer
+  int max_files = 5;                               // rotated files kept besides PATH
+  size_t queue_capacity = 10000;                   // events waiting for the writer
 };
 
 // Flag bounds: a line is at most a few KiB (fields are cut), so a file always holds many.
@@ -78,7 +78,7 @@ class AuditLog final : public EventSink {
 
   const AuditLogOptions options_;
   int fd_ = -1;
-  uint64_t size_ = 0;         // of the current file (writer thread only)
+  uint64_t size_ = 0;           // of the current file (writer thread only)
   bool write_failing_ = false;  // writer thread only: log a failure once per streak
 
   mutable std::mutex mu_;

@@ -44,19 +44,20 @@ CaEvent Issued(int i) {
 
 }  // namespace
 
-TEST_CASE("audit log: a line is one JSON object, time (with fraction) and event first",
-          "[audit]") {
+TEST_CASE("audit log: a line is one JSON object, time (with fraction) and event first", "[audit]") {
   const TimePoint t = Must(ParseRfc3339("2026-12-02T10:40:21Z")) + std::chrono::microseconds(1234);
-  const std::string line = AuditLine(CaEvent{
-      t, "refused", {{"code", "PermissionDenied"}, {"reason", "a \"quoted\"\nreason"}}});
+  const std::string line = AuditLine(
+      CaEvent{t, "refused", {{"code", "PermissionDenied"}, {"reason", "a \"quoted\"\nreason"}}});
   CHECK(line.rfind(R"({"time":"2026-12-02T10:40:21.001234Z","event":"refused",)", 0) == 0);
   CHECK(line.find('\n') == std::string::npos);
   const auto j = nlohmann::json::parse(line);
   CHECK(j["reason"] == "a \"quoted\"\nreason");
   CHECK(j["code"] == "PermissionDenied");
   // A field cannot take the place of the fixed keys; invalid UTF-8 and huge values stay safe.
-  const auto odd = nlohmann::json::parse(AuditLine(CaEvent{
-      t, "refused", {{"event", "forged"}, {"reason", "\xff\xfe"}, {"big", std::string(5000, 'x')}}}));
+  const auto odd = nlohmann::json::parse(AuditLine(
+      CaEvent{t,
+              "refused",
+              {{"event", "forged"}, {"reason", "\xff\xfe"}, {"big", std::string(5000, 'x')}}}));
   CHECK(odd["event"] == "refused");
   CHECK(odd["big"].get<std::string>().size() < 1100);
 }
@@ -84,8 +85,8 @@ TEST_CASE("audit log: every recorded event is a parseable line with its fields, 
     const auto j = nlohmann::json::parse(lines[i]);
     CHECK(j["event"] == "issued");
     CHECK(j["serial"] == "0a1b" + std::to_string(i));  // queue order is kept
-    for (const char* k : {"time", "spiffe_id", "caller", "authn", "api", "ttl_seconds",
-                          "not_after", "peer"}) {
+    for (const char* k :
+         {"time", "spiffe_id", "caller", "authn", "api", "ttl_seconds", "not_after", "peer"}) {
       CHECK(j.contains(k));
     }
   }
@@ -96,8 +97,7 @@ TEST_CASE("audit log: every recorded event is a parseable line with its fields, 
   CHECK(Lines(path).size() == 11);
 }
 
-TEST_CASE("audit log: rotation keeps at most N old files, each within the size bound",
-          "[audit]") {
+TEST_CASE("audit log: rotation keeps at most N old files, each within the size bound", "[audit]") {
   TempDir d;
   const std::string path = d / "audit.log";
   const uint64_t max_size = 4096;
@@ -119,7 +119,8 @@ TEST_CASE("audit log: rotation keeps at most N old files, each within the size b
     struct stat st {};
     REQUIRE(stat(p.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    for (const std::string& line : Lines(p)) CHECK(nlohmann::json::parse(line)["event"] == "issued");
+    for (const std::string& line : Lines(p))
+      CHECK(nlohmann::json::parse(line)["event"] == "issued");
   }
   CHECK_FALSE(fs::exists(path + "." + std::to_string(max_files + 1)));
   CHECK(total <= max_size * (max_files + 1));
@@ -163,8 +164,8 @@ TEST_CASE("audit log: sizes are parsed strictly", "[audit]") {
   CHECK(Must(ParseByteSize("10MiB")) == 10 * 1024 * 1024);
   CHECK(Must(ParseByteSize("4096")) == 4096);
   CHECK(Must(ParseByteSize("1GiB")) == 1024ull * 1024 * 1024);
-  const std::string bad = GENERATE("", "MB", "-1MB", "1.5MB", " 1MB", "1MB ", "1 MB", "1mb",
-                                   "1TB", "99999999999999999999", "20000000000GB", "0x10");
+  const std::string bad = GENERATE("", "MB", "-1MB", "1.5MB", " 1MB", "1MB ", "1 MB", "1mb", "1TB",
+                                   "99999999999999999999", "20000000000GB", "0x10");
   INFO(bad);
   CHECK_FALSE(ParseByteSize(bad).ok());
 }
