@@ -2,38 +2,24 @@
 // the daemon is gone.
 #include "ca/daemon/daemon.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
 
 #include "base/log.h"
 #include "tests/ca/temp_dir.h"
+#include "tests/testing/process.h"
 #include "tests/testing/wait.h"
 
 using namespace istioca;
+using istioca::testing::FreePort;
 using istioca::testing::TempDir;
 using istioca::testing::WaitFor;
 
 namespace {
 
 const bool kQuiet = ConfigureLogging("error", false).ok();
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // A component that, while it starts, asks the monitoring port for /readyz, as a Kubernetes
 // probe may at any moment.

@@ -3,14 +3,10 @@
 // The monitoring port is chosen by binding 127.0.0.1:0 in the test and releasing it (the child
 // cannot report a port it picked itself: 0 means "off"). Every wait is a bounded poll with a
 // short interval and a hard timeout; no fixed sleep decides an outcome.
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -30,12 +27,16 @@
 #include "pki/key.h"
 #include "pki/verify.h"
 #include "tests/ca/temp_dir.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_ca.h"
 #include "tests/testing/wait.h"
 
 using namespace istioca;
 using namespace std::chrono_literals;
+using istioca::testing::CliRun;
+using istioca::testing::FreePort;
 using istioca::testing::Must;
+using istioca::testing::Process;
 using istioca::testing::ReadAll;
 using istioca::testing::TempDir;
 using istioca::testing::WaitFor;
@@ -44,26 +45,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+// `istio-ca` with `args`: its exit code and what it wrote to stdout and stderr.
+CliRun RunCli(std::vector<std::string> args) {
+  args.insert(args.begin(), ISTIOCA_BINARY);
+  return istioca::testing::RunCli(std::move(args), /*with_stderr=*/true);
 }
-
-struct Run {
-  int exit_code = -1;
-  std::string err;
-};
 
 class Serve {
  public:
-  Serve(const TempDir& dir, std::vector<std::string> extra = {}) : dir_(dir), port_(FreePort()) {
+  Serve(const TempDir& dir, std::vector<std::string> extra = {}) : port_(FreePort()) {
     std::vector<std::string> args = {
         ISTIOCA_BINARY,        "serve",           "--local-dir", dir.path(), "--monitoring-port",
         std::to_string(port_), "--resync-period", "1s"};
@@ -72,38 +62,14 @@ class Serve {
     }
     args.insert(args.end(), extra.begin(), extra.end());
     log_ = dir.path() + "/daemon.log." + std::to_string(counter_++);
-    pid_ = fork();
-    if (pid_ == 0) {
-      freopen(log_.c_str(), "w", stderr);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    process_ = std::make_unique<Process>(std::move(args), log_);
   }
-  ~Serve() {
-    if (pid_ > 0) Stop();
-  }
+  ~Serve() { Stop(); }
   int port() const { return port_; }
   std::string Log() const { return ReadAll(log_); }
-  // SIGTERM and wait (bounded); returns the exit code.
-  int Stop(int sig = SIGTERM) {
-    kill(pid_, sig);
-    int status = 0;
-    for (int i = 0; i < 500; ++i) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return -1;
-  }
-  void Signal(int sig) { kill(pid_, sig); }
+  // `sig` and wait (bounded); returns the exit code.
+  int Stop(int sig = SIGTERM) { return process_->Stop(sig, 5000ms); }
+  void Signal(int sig) { process_->Signal(sig); }
   httplib::Result Get(const std::string& path) {
     httplib::Client c("127.0.0.1", port_);
     c.set_connection_timeout(1);
@@ -117,26 +83,11 @@ class Serve {
   }
 
  private:
-  const TempDir& dir_;
   int port_;
-  pid_t pid_ = -1;
   std::string log_;
+  std::unique_ptr<Process> process_;
   static inline int counter_ = 0;
 };
-
-Run RunCli(const std::vector<std::string>& args) {
-  std::string cmd = ISTIOCA_BINARY;
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.err.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string SecretFile(const TempDir& d, const std::string& ns, const std::string& sa,
                        const std::string& f) {
@@ -349,9 +300,9 @@ TEST_CASE("serve: liveness file and probe", "[serve][e2e]") {
   CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "3s"}).exit_code == 0);
   CHECK(s.Stop() == 0);
   CHECK_FALSE(fs::exists(probe));
-  Run r = RunCli({"probe", "--probe-path", probe, "--interval", "3s"});
+  CliRun r = RunCli({"probe", "--probe-path", probe, "--interval", "3s"});
   CHECK(r.exit_code == 1);
-  CHECK_THAT(r.err, Catch::Contains("probe file"));
+  CHECK_THAT(r.out, Catch::Contains("probe file"));
   CHECK(RunCli({"probe", "--probe-path", probe, "--interval", "soon"}).exit_code == 2);
 }
 
@@ -403,10 +354,10 @@ TEST_CASE("serve: bad flag values are one line and exit 2, before anything start
                        std::vector<std::string>{"--audit-log", "/nonexistent/dir/audit.log"});
   std::vector<std::string> full = {"serve", "--local-dir", d.path()};
   full.insert(full.end(), args.begin(), args.end());
-  Run r = RunCli(full);
-  CAPTURE(r.err);
+  CliRun r = RunCli(full);
+  CAPTURE(r.out);
   CHECK(r.exit_code == 2);
-  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   CHECK_FALSE(fs::exists(d / "ca"));  // nothing started
 }
 
@@ -431,11 +382,11 @@ TEST_CASE("serve: a missing plugged-in CA file is one line naming it and exit 2"
                                    "--root-cert",
                                    d / "plugged/root-cert.pem"};
   *(std::find(args.begin(), args.end(), flag) + 1) = missing;
-  Run r = RunCli(args);
-  CAPTURE(r.err);
+  CliRun r = RunCli(args);
+  CAPTURE(r.out);
   CHECK(r.exit_code == 2);
-  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  CHECK_THAT(r.err, Catch::StartsWith("istio-ca: " + flag + " " + missing + ": "));
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  CHECK_THAT(r.out, Catch::StartsWith("istio-ca: " + flag + " " + missing + ": "));
   CHECK_FALSE(fs::exists(d / "secrets"));  // nothing started
 }
 
@@ -481,9 +432,9 @@ TEST_CASE(
                                     d / "ca2/ca-key.pem",
                                     "--root-cert",
                                     d / "ca1/root-cert.pem"};
-    Run r = RunCli(bad);
+    CliRun r = RunCli(bad);
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Catch::Contains("key does not match"));
+    CHECK_THAT(r.out, Catch::Contains("key does not match"));
   }
   Serve s(d, flags);
   REQUIRE(WaitFor([&] { return Published(d, "default", "web"); }));

@@ -1,9 +1,6 @@
 // The real `istio-ca serve` binary against the fake API server over TLS: several replicas,
 // one root, one leader, no write churn, hand-over on shutdown, recovery from a forced relist.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -17,46 +14,28 @@
 #include "pki/cert.h"
 #include "pki/verify.h"
 #include "tests/k8s/fixture.h"
+#include "tests/testing/process.h"
 #include "tests/testing/wait.h"
-
-extern char** environ;
 
 namespace istioca::k8s {
 namespace {
 
 using namespace std::chrono_literals;
+using istioca::testing::Process;
 using testing::FakeCluster;
 
 // How long to wait for another thread's or process's progress (tests/testing/wait.h).
 using istioca::testing::WaitFor;
 constexpr std::chrono::milliseconds kWait = 20000ms;
 
-struct Replica {
-  pid_t pid = -1;
-  Replica(const std::string& kubeconfig, const std::string& log) {
-    std::vector<std::string> args{ISTIOCA_BINARY,       "serve", "--kube-config",     kubeconfig,
-                                  "--grpc-port",        "0",     "--monitoring-port", "0",
-                                  "--kube-api-qps",     "1000",  "--kube-api-burst",  "1000",
-                                  "--log_output_level", "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    REQUIRE(posix_spawn(&pid, ISTIOCA_BINARY, &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  int Stop(int sig = SIGTERM) {
-    if (pid <= 0) return -1;
-    kill(pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return status;
-  }
-  ~Replica() { Stop(SIGKILL); }
-};
+// `istio-ca serve` against the cluster, stderr appended to `log`.
+std::unique_ptr<Process> StartReplica(const std::string& kubeconfig, const std::string& log) {
+  return std::make_unique<Process>(
+      std::vector<std::string>{ISTIOCA_BINARY, "serve", "--kube-config", kubeconfig, "--grpc-port",
+                               "0", "--monitoring-port", "0", "--kube-api-qps", "1000",
+                               "--kube-api-burst", "1000", "--log_output_level", "warn"},
+      log);
+}
 
 struct Cluster {
   FakeCluster f{200ms};
@@ -135,8 +114,8 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
   Cluster c;
   for (int i = 0; i < 30; ++i)
     c.f.AddServiceAccount("ns" + std::to_string(i % 3), "sa" + std::to_string(i));
-  std::vector<std::unique_ptr<Replica>> replicas;
-  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<Replica>(c.kubeconfig, c.Log()));
+  std::vector<std::unique_ptr<Process>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(StartReplica(c.kubeconfig, c.Log()));
   bool converged = WaitFor([&] { return c.Converged(); }, kWait);
   INFO("replica logs:\n" << c.LogText());
   REQUIRE(converged);
@@ -176,10 +155,9 @@ TEST_CASE("three replicas of istio-ca serve: one root, one leader, one write per
 
   // The leader shuts down: it releases the lease and a standby takes over at once.
   auto it =
-      std::find_if(replicas.begin(), replicas.end(), [&](auto& r) { return r->pid == leader; });
+      std::find_if(replicas.begin(), replicas.end(), [&](auto& r) { return r->pid() == leader; });
   REQUIRE(it != replicas.end());
-  int status = (*it)->Stop(SIGTERM);
-  CHECK(WIFEXITED(status));
+  CHECK((*it)->Stop(SIGTERM) == 0);  // a clean exit
   REQUIRE(WaitFor([&] { return !c.Holder().empty() && c.Holder() != holder; }, 10000ms));
   c.f.AddServiceAccount("ns0", "after-handover");
   REQUIRE(WaitFor(

@@ -4,10 +4,7 @@
 // every bundle and handshaking between secrets, while `istio-ca rotate --kube-config --start`
 // carries a new root through prepared, active and retired — with the leader killed in prepared
 // and in active (the standby resumes the same stage with the same keys).
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -18,9 +15,8 @@
 #include "base/base64.h"
 #include "tests/k8s/fixture.h"
 #include "tests/testing/continuity.h"
+#include "tests/testing/process.h"
 #include "tests/testing/wait.h"
-
-extern char** environ;
 
 namespace istioca::k8s {
 namespace {
@@ -28,6 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using istioca::testing::ContinuityChecker;
 using istioca::testing::CredentialSet;
+using istioca::testing::Process;
 using istioca::testing::WaitFor;
 using testing::FakeCluster;
 
@@ -35,52 +32,11 @@ constexpr auto kStageWait = 60000ms;
 const std::vector<std::pair<std::string, std::string>> kAccounts = {
     {"apps", "web"}, {"apps", "api"}, {"data", "db"}};
 
-class Replica {
- public:
-  Replica(const std::string& kubeconfig, const std::string& log) {
-    std::vector<std::string> args{ISTIOCA_BINARY,
-                                  "serve",
-                                  "--kube-config",
-                                  kubeconfig,
-                                  "--grpc-port",
-                                  "0",
-                                  "--monitoring-port",
-                                  "0",
-                                  "--kube-api-qps",
-                                  "1000",
-                                  "--kube-api-burst",
-                                  "1000",
-                                  "--resync-period",
-                                  "1s",
-                                  "--workload-cert-ttl",
-                                  "10s",
-                                  "--trust-propagation-delay",
-                                  "2s"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    REQUIRE(posix_spawn(&pid, ISTIOCA_BINARY, &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Replica() { Stop(SIGKILL); }
-  void Stop(int sig) {
-    if (pid <= 0) return;
-    kill(pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-  }
-  pid_t pid = -1;
-};
-
 struct Mesh {
   FakeCluster f{200ms};
   std::filesystem::path dir;
   std::string kubeconfig;
-  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::unique_ptr<Process>> replicas;
   ContinuityChecker checker{[this] { return Sets(); }};
 
   Mesh() {
@@ -99,7 +55,12 @@ struct Mesh {
     std::filesystem::remove_all(dir);
   }
   void AddReplica() {
-    replicas.push_back(std::make_unique<Replica>(kubeconfig, (dir / "replicas.log").string()));
+    replicas.push_back(std::make_unique<Process>(
+        std::vector<std::string>{ISTIOCA_BINARY, "serve", "--kube-config", kubeconfig,
+                                 "--grpc-port", "0", "--monitoring-port", "0", "--kube-api-qps",
+                                 "1000", "--kube-api-burst", "1000", "--resync-period", "1s",
+                                 "--workload-cert-ttl", "10s", "--trust-propagation-delay", "2s"},
+        (dir / "replicas.log").string()));
   }
 
   std::string Data(const fakeapi::OJson& o, const char* key, bool base64) {
@@ -162,7 +123,7 @@ struct Mesh {
     REQUIRE(lease);
     const std::string holder = (*lease)["spec"]["holderIdentity"];
     for (auto it = replicas.begin(); it != replicas.end(); ++it) {
-      if (holder.find("_" + std::to_string((*it)->pid) + "_") != std::string::npos) {
+      if (holder.find("_" + std::to_string((*it)->pid()) + "_") != std::string::npos) {
         (*it)->Stop(SIGTERM);  // hands the Lease over at once
         replicas.erase(it);
         break;

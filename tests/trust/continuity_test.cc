@@ -5,31 +5,29 @@
 // shows the checker catches an unstaged switch.
 #include "tests/testing/continuity.h"
 
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "pki/issue.h"
 #include "tests/ca/temp_dir.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_ca.h"
 #include "tests/testing/wait.h"
-
-extern char** environ;
 
 namespace istioca::ca {
 namespace {
 
 using namespace std::chrono_literals;
+using istioca::testing::CliRun;
 using istioca::testing::ContinuityChecker;
 using istioca::testing::CredentialSet;
+using istioca::testing::FreePort;
 using istioca::testing::Must;
+using istioca::testing::Process;
 using istioca::testing::ReadAll;
 using istioca::testing::TempDir;
 using istioca::testing::WaitFor;
@@ -38,60 +36,12 @@ using istioca::testing::WriteFile;
 const std::vector<std::string> kAccounts = {"web", "api", "db"};
 constexpr auto kStageWait = 60000ms;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A child process with stderr appended to `log`.
-class Process {
- public:
-  Process(std::vector<std::string> args, const std::string& log) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    REQUIRE(posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Process() { Stop(SIGKILL); }
-  int Stop(int sig = SIGTERM) {
-    if (pid_ <= 0) return -1;
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-RunResult RunCli(const std::string& args) {
-  RunResult r;
-  FILE* p = popen((std::string(ISTIOCA_BINARY) + " " + args + " 2>/dev/null").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+// `istio-ca` with `args` (split at spaces): its exit code and stdout.
+CliRun RunCli(const std::string& args) {
+  std::vector<std::string> argv = {ISTIOCA_BINARY};
+  std::istringstream words(args);
+  for (std::string w; words >> w;) argv.push_back(w);
+  return istioca::testing::RunCli(std::move(argv), /*with_stderr=*/false);
 }
 
 // A local-mode mesh: the daemon, three service accounts, a node agent, the checker.
@@ -176,7 +126,7 @@ class Mesh {
   }
 
   nlohmann::json Status() const {
-    RunResult r = RunCli("rotate --local-dir " + dir_.path() + " --json");
+    CliRun r = RunCli("rotate --local-dir " + dir_.path() + " --json");
     if (r.exit_code != 0) return nlohmann::json::object();
     return nlohmann::json::parse(r.out, nullptr, false);
   }
@@ -235,7 +185,7 @@ TEST_CASE("a new-key rotation of the self-signed root, restarted in each stage, 
   REQUIRE(m.Stage() == "stable");
   m.checker_.Start();
 
-  RunResult start = RunCli("rotate --local-dir " + m.dir_.path() + " --start --json");
+  CliRun start = RunCli("rotate --local-dir " + m.dir_.path() + " --start --json");
   REQUIRE(start.exit_code == 0);
   const auto started = nlohmann::json::parse(start.out);
   REQUIRE(started["stage"] == "prepared");
@@ -337,7 +287,7 @@ TEST_CASE("negative control: an unstaged switch (forced activation) is caught by
   Mesh m;
   m.checker_.Start();
   REQUIRE(RunCli("rotate --local-dir " + m.dir_.path() + " --start").exit_code == 0);
-  RunResult forced = RunCli("rotate --local-dir " + m.dir_.path() + " --force-activate");
+  CliRun forced = RunCli("rotate --local-dir " + m.dir_.path() + " --force-activate");
   REQUIRE(forced.exit_code == 0);
   // The node agent still holds the old bundle while the secrets move to the new signer.
   INFO(m.Logs());
