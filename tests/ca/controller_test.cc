@@ -346,10 +346,11 @@ TEST_CASE("the running loop refreshes at once after a clock jump past expiry",
 namespace {
 
 // The fakes with a first-list flag: before it is set HasSynced() is false, as an informer's is
-// before its first complete list; everything else is forwarded.
-class UnsyncedServiceAccounts final : public ServiceAccountSource {
+// before its first complete list; everything else is forwarded to the fake.
+template <class Interface, class Fake>
+class Unsynced : public Interface {
  public:
-  explicit UnsyncedServiceAccounts(FakeServiceAccounts& inner) : inner_(inner) {}
+  explicit Unsynced(Fake& inner) : inner_(inner) {}
   void SetHandler(std::function<void(const ServiceAccountKey&)> h) override {
     inner_.SetHandler(std::move(h));
   }
@@ -357,23 +358,21 @@ class UnsyncedServiceAccounts final : public ServiceAccountSource {
   void Stop() override { inner_.Stop(); }
   bool HasSynced() const override { return synced.load(); }
   Result<std::vector<ServiceAccountKey>> List() const override { return inner_.List(); }
-  Result<bool> Exists(const ServiceAccountKey& k) const override { return inner_.Exists(k); }
   std::atomic<bool> synced{false};
 
- private:
-  FakeServiceAccounts& inner_;
+ protected:
+  Fake& inner_;
 };
 
-class UnsyncedSecretStore final : public SecretStore {
+class UnsyncedServiceAccounts final : public Unsynced<ServiceAccountSource, FakeServiceAccounts> {
  public:
-  explicit UnsyncedSecretStore(FakeSecretStore& inner) : inner_(inner) {}
-  void SetHandler(std::function<void(const ServiceAccountKey&)> h) override {
-    inner_.SetHandler(std::move(h));
-  }
-  Status Start() override { return inner_.Start(); }
-  void Stop() override { inner_.Stop(); }
-  bool HasSynced() const override { return synced.load(); }
-  Result<std::vector<ServiceAccountKey>> List() const override { return inner_.List(); }
+  using Unsynced::Unsynced;
+  Result<bool> Exists(const ServiceAccountKey& k) const override { return inner_.Exists(k); }
+};
+
+class UnsyncedSecretStore final : public Unsynced<SecretStore, FakeSecretStore> {
+ public:
+  using Unsynced::Unsynced;
   Result<WorkloadSecret> Get(const ServiceAccountKey& k) const override { return inner_.Get(k); }
   Status Create(const ServiceAccountKey& k, const WorkloadSecret& s) override {
     return inner_.Create(k, s);
@@ -382,10 +381,6 @@ class UnsyncedSecretStore final : public SecretStore {
     return inner_.Update(k, s);
   }
   Status Delete(const ServiceAccountKey& k) override { return inner_.Delete(k); }
-  std::atomic<bool> synced{false};
-
- private:
-  FakeSecretStore& inner_;
 };
 
 }  // namespace
