@@ -28,7 +28,7 @@ using istioca::testing::Process;
 using istioca::testing::WaitFor;
 using testing::FakeCluster;
 
-constexpr auto kStageWait = 60000ms;
+constexpr auto kStageWait = 120000ms;
 const std::vector<std::pair<std::string, std::string>> kAccounts = {
     {"apps", "web"}, {"apps", "api"}, {"data", "db"}};
 
@@ -59,7 +59,7 @@ struct Mesh {
         std::vector<std::string>{ISTIOCA_BINARY, "serve", "--kube-config", kubeconfig,
                                  "--grpc-port", "0", "--monitoring-port", "0", "--kube-api-qps",
                                  "1000", "--kube-api-burst", "1000", "--resync-period", "1s",
-                                 "--workload-cert-ttl", "10s", "--trust-propagation-delay", "2s"},
+                                 "--workload-cert-ttl", "20s", "--trust-propagation-delay", "2s"},
         (dir / "replicas.log").string()));
   }
 

@@ -34,7 +34,7 @@ using istioca::testing::WaitFor;
 using istioca::testing::WriteFile;
 
 const std::vector<std::string> kAccounts = {"web", "api", "db"};
-constexpr auto kStageWait = 60000ms;
+constexpr auto kStageWait = 120000ms;
 
 // `istio-ca` with `args` (split at spaces): its exit code and stdout.
 CliRun RunCli(const std::string& args) {
@@ -63,7 +63,7 @@ class Mesh {
             ISTIOCA_BINARY, "node-agent", "--ca-address", "127.0.0.1:" + std::to_string(grpc_port_),
             "--cert-chain", dir_ / "agent/cert-chain.pem", "--key", dir_ / "agent/key.pem",
             "--root-cert", dir_ / "agent/root-cert.pem", "--ca-server-name", "istio-ca",
-            "--workload-cert-ttl", "10s", "--max-retry-interval", "1s"},
+            "--workload-cert-ttl", "20s", "--max-retry-interval", "1s"},
         dir_ / "agent.log");
     // The agent's first renewal (at half of its bootstrap certificate's life) proves it works.
     const std::string bootstrap = ReadAll(dir_ / "agent/cert-chain.pem");
@@ -87,7 +87,7 @@ class Mesh {
                                      "--resync-period",
                                      "1s",
                                      "--workload-cert-ttl",
-                                     "10s",
+                                     "20s",
                                      "--trust-propagation-delay",
                                      "2s"};
     args.insert(args.end(), ca_flags_.begin(), ca_flags_.end());
@@ -215,7 +215,9 @@ TEST_CASE("a new-key rotation of the self-signed root, restarted in each stage, 
   REQUIRE(final_status["roots"].size() == 1);
   CHECK(final_status["roots"][0]["subject_key_id"] == next_skid);
   const pki::Certificate new_root = CertFromPem(ReadAll(m.dir_ / "ca/root-cert.pem"));
-  REQUIRE(WaitFor([&] { return m.AllUnder(new_root) && m.SecretsCarry(1); }, kStageWait));
+  const bool moved = WaitFor([&] { return m.AllUnder(new_root) && m.SecretsCarry(1); }, kStageWait);
+  INFO(m.Status().dump(2) << "\n" << m.checker_.Report() << "\n" << m.Logs());
+  REQUIRE(moved);
   m.checker_.CheckOnce();
   m.checker_.Stop();
   INFO(m.checker_.Report());
