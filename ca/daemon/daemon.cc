@@ -258,6 +258,7 @@ Status Daemon::Impl::LoadCa() {
   mo.self_signed_options = {o.self_signed_ca_org.empty() ? o.trust_domain : o.self_signed_ca_org,
                             o.self_signed_ca_cert_ttl, o.ca_key_type};
   mo.plugged = {o.signing_cert, o.signing_key, o.root_cert, o.cert_chain};
+  mo.events = events.get();
   trust::ManagerHooks hooks;
   hooks.progress = [this](const std::string& bundle, uint64_t generation) {
     return Publication(bundle, generation);

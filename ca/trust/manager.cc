@@ -239,6 +239,26 @@ Status TrustManager::LoadAndApply(bool initial) {
   return OkStatus();
 }
 
+namespace {
+
+// What moved between two applied records, as istio_ca_trust_transitions_total names it; empty
+// when nothing an operator audits changed (e.g. only the recorded issuance instants).
+std::string TransitionName(const TrustState& before, const TrustState& after, bool self_signed) {
+  if (before.stage != after.stage) {
+    if (after.stage == Stage::kPrepared) return "prepare";
+    if (after.stage == Stage::kActive) return "activate";
+    if (after.stage == Stage::kStable) return "retire";
+  }
+  if (before.active.cert_pem != after.active.cert_pem) {
+    return self_signed && before.active.key_pem == after.active.key_pem ? "reissue-root"
+                                                                        : "swap-signer";
+  }
+  if (before.bundle_generation != after.bundle_generation) return "bundle-changed";
+  return "";
+}
+
+}  // namespace
+
 Status TrustManager::Apply(const TrustState& state, bool initial) {
   const std::string key = AppliedKey(state);
   if (key != applied_) {
@@ -253,6 +273,31 @@ Status TrustManager::Apply(const TrustState& state, bool initial) {
                           FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
                           state.roots.size(), state.bundle_generation);
     if (!initial && hooks_.on_change) hooks_.on_change();
+    if (options_.events != nullptr) {
+      options_.events->Record(
+          CaEvent{clock_.Now(),
+                  "ca_changed",
+                  {{"signer_serial", (*bundle)->signer.cert.SerialHex()},
+                   {"signer_not_after", FormatRfc3339((*bundle)->signer.cert.NotAfter())},
+                   {"stage", StageName(state.stage)},
+                   {"roots", std::to_string(state.roots.size())},
+                   {"bundle_generation", std::to_string(state.bundle_generation)},
+                   {"reason", initial ? "loaded" : "changed"}}});
+    }
+  }
+  if (!initial && options_.events != nullptr && !(state == state_)) {
+    const std::string transition = TransitionName(state_, state, options_.self_signed);
+    if (!transition.empty()) {
+      options_.events->Record(CaEvent{
+          clock_.Now(),
+          "trust_transition",
+          {{"transition", transition},
+           {"stage", StageName(state.stage)},
+           {"previous_stage", StageName(state_.stage)},
+           {"bundle_generation", std::to_string(state.bundle_generation)},
+           {"signer_serial",
+            authority_.Bundle() ? authority_.Bundle()->signer.cert.SerialHex() : std::string()}}});
+    }
   }
   state_ = state;
   return OkStatus();

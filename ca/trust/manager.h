@@ -33,6 +33,7 @@
 #include "ca/core/authority.h"
 #include "ca/core/ca_loader.h"
 #include "ca/core/ca_store.h"
+#include "ca/core/events.h"
 #include "ca/trust/lifecycle.h"
 #include "ca/trust/state.h"
 
@@ -51,6 +52,11 @@ struct ManagerOptions {
   bool self_signed = true;
   SelfSignedOptions self_signed_options;  // a new root (first start)
   PluggedCaFiles plugged;                 // when !self_signed
+  // "ca_changed" whenever the served signer changes, "trust_transition" whenever the applied
+  // record moves to another stage, signer or bundle generation (ca/core/events.h). Borrowed,
+  // may be null. Derived from the applied state, so a follower and a change written by
+  // `istio-ca rotate` are reported too.
+  EventSink* events = nullptr;
 };
 
 struct ManagerHooks {

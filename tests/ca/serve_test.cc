@@ -629,6 +629,13 @@ TEST_CASE("serve: --audit-log records secret writes, gRPC issuances and refusals
   CHECK_FALSE(unauth->contains("caller"));
   CHECK((*unauth)["peer"].get<std::string>().find("127.0.0.1") != std::string::npos);
 
+  // The CA the daemon loaded at start.
+  const nlohmann::json* loaded = Find(lines, "ca_changed", "reason", "loaded");
+  REQUIRE(loaded != nullptr);
+  CHECK((*loaded)["stage"] == "stable");
+  CHECK((*loaded)["signer_serial"] ==
+        Must(pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"))).front().SerialHex());
+
   // No key, CSR, or token anywhere in the log.
   const std::string all = ReadAll(audit);
   CHECK(all.find("PRIVATE KEY") == std::string::npos);

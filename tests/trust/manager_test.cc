@@ -460,3 +460,47 @@ TEST_CASE("plugged-in: files that do not validate are rejected and the old signe
   CHECK(f.Signer() == p.i2.cert);
   CHECK(f.metrics.GetGauge("istio_ca_ca_bundle_reload_failing", "").Value() == 0);
 }
+
+TEST_CASE(
+    "every applied trust change is an event: ca_changed for the signer, trust_transition "
+    "for prepare, activate and retire",
+    "[trust][manager][audit]") {
+  RecentEvents events;
+  ManagerOptions o = SelfSignedManagerOptions();
+  o.events = &events;
+  ManagerFixture f(o);
+  f.Start();
+  f.Tick();
+  auto of = [&](const std::string& type) { return events.Snapshot({type}); };
+  REQUIRE(of("ca_changed").size() == 1);
+  CHECK(of("ca_changed")[0].fields.at("reason") == "loaded");
+  CHECK(of("ca_changed")[0].fields.at("signer_serial") == f.Signer().SerialHex());
+  CHECK(of("trust_transition").empty());
+
+  StartRotationNow(f);
+  f.Tick();
+  REQUIRE(f.Stored().stage == Stage::kPrepared);
+  auto t = of("trust_transition");
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].fields.at("transition") == "prepare");
+  CHECK(t[0].fields.at("stage") == "prepared");
+  CHECK(t[0].fields.at("previous_stage") == "stable");
+  CHECK(t[0].fields.at("bundle_generation") == "2");
+  // Prepare serves a new bundle with the same signer: the served CA changed.
+  CHECK(of("ca_changed").size() == 2);
+
+  for (int i = 0; i < 200 && f.Stored().stage != Stage::kStable; ++i) {
+    f.clock.Advance(1h);
+    f.Distributed();
+    f.Tick();
+  }
+  REQUIRE(f.Stored().stage == Stage::kStable);
+  t = of("trust_transition");
+  std::vector<std::string> names;
+  for (const CaEvent& e : t) names.push_back(e.fields.at("transition"));
+  CHECK(names == std::vector<std::string>{"prepare", "activate", "retire"});
+  CHECK(t[1].fields.at("signer_serial") == f.Signer().SerialHex());  // the new signer
+  const auto changed = of("ca_changed");
+  CHECK(changed.back().fields.at("signer_serial") == f.Signer().SerialHex());
+  CHECK(changed.back().fields.at("roots") == "1");
+}
