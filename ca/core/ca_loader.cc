@@ -107,22 +107,6 @@ Result<std::shared_ptr<const CaBundle>> LoadPluggedCa(const PluggedCaFiles& f, T
                     "--signing-cert " + f.signing_cert + " --root-cert " + f.root_cert, now);
 }
 
-CaReloader::CaReloader(Authority& authority, PluggedCaFiles files, const Clock& clock,
-                       MetricsRegistry& metrics, std::function<void()> on_swap)
-    : authority_(authority),
-      files_(std::move(files)),
-      clock_(clock),
-      on_swap_(std::move(on_swap)),
-      reloads_(metrics.GetCounter("istio_ca_ca_bundle_reloads_total",
-                                  "Plugged-in CA bundles loaded after a change.")),
-      failures_(metrics.GetCounter("istio_ca_ca_bundle_reload_failures_total",
-                                   "Plugged-in CA bundle changes rejected (the old bundle "
-                                   "keeps serving).")),
-      failing_(metrics.GetGauge("istio_ca_ca_bundle_reload_failing",
-                                "1 while the plugged-in CA files on disk are rejected.")) {}
-
-CaReloader::~CaReloader() { Stop(); }
-
 std::string PluggedFilesFingerprint(const PluggedCaFiles& f) {
   std::string out;
   for (const std::string* p : {&f.signing_cert, &f.signing_key, &f.root_cert, &f.cert_chain}) {
@@ -133,61 +117,5 @@ std::string PluggedFilesFingerprint(const PluggedCaFiles& f) {
   }
   return out;
 }
-
-std::string CaReloader::fingerprint() const {
-  std::lock_guard<std::mutex> lock(check_mu_);
-  return current_fingerprint_;
-}
-
-Status CaReloader::LoadInitial() {
-  std::lock_guard<std::mutex> lock(check_mu_);
-  const std::string fp = PluggedFilesFingerprint(files_);
-  ASSIGN_OR_RETURN(auto bundle, LoadPluggedCa(files_, clock_.Now()));
-  authority_.SetBundle(bundle);
-  current_fingerprint_ = fp;
-  Logger("ca")->info("loaded plugged-in CA signer_serial={} roots={} not_after={}",
-                     bundle->signer.cert.SerialHex(), bundle->roots.size(),
-                     FormatRfc3339(bundle->signer.cert.NotAfter()));
-  return OkStatus();
-}
-
-bool CaReloader::CheckNow(bool force) {
-  std::unique_lock<std::mutex> lock(check_mu_);
-  const std::string fp = PluggedFilesFingerprint(files_);
-  if (!force && fp == current_fingerprint_) {
-    failing_.Set(0);
-    return false;
-  }
-  if (!force && fp == rejected_fingerprint_) return false;  // already reported
-  auto log = Logger("ca");
-  auto bundle = LoadPluggedCa(files_, clock_.Now());
-  if (!bundle.ok()) {
-    failures_.Inc();
-    failing_.Set(1);
-    rejected_fingerprint_ = fp;
-    log->error("rejected the changed plugged-in CA; keeping the current bundle error=\"{}\"",
-               bundle.status().ToString());
-    return false;
-  }
-  const bool changed = fp != current_fingerprint_;
-  current_fingerprint_ = fp;
-  rejected_fingerprint_.clear();
-  failing_.Set(0);
-  if (!changed) return false;  // a forced check of unchanged files
-  authority_.SetBundle(*bundle);
-  reloads_.Inc();
-  log->info("reloaded plugged-in CA signer_serial={} roots={} not_after={}",
-            (*bundle)->signer.cert.SerialHex(), (*bundle)->roots.size(),
-            FormatRfc3339((*bundle)->signer.cert.NotAfter()));
-  lock.unlock();
-  if (on_swap_) on_swap_();
-  return true;
-}
-
-void CaReloader::Start(Duration interval) {
-  poller_.Every(interval, [this] { CheckNow(); });
-}
-
-void CaReloader::Stop() { poller_.Stop(); }
 
 }  // namespace istioca::ca
