@@ -347,7 +347,7 @@ void GrpcServer::Stop() {
   impl_->serving.store(false);
   std::lock_guard<std::mutex> lock(impl_->stop_mu);
   if (impl_->server) {
-    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     impl_->server->Wait();
     impl_->server.reset();
   }

@@ -67,8 +67,10 @@ class Serve {
   ~Serve() { Stop(); }
   int port() const { return port_; }
   std::string Log() const { return ReadAll(log_); }
-  // `sig` and wait (bounded); returns the exit code.
-  int Stop(int sig = SIGTERM) { return process_->Stop(sig, 5000ms); }
+  // `sig` and wait (bounded); returns the exit code. 15 s: an idle gRPC connection can hold the
+  // server's shutdown until its 2 s deadline, and the ASan pass on a loaded machine is slow; a hang
+  // still fails.
+  int Stop(int sig = SIGTERM) { return process_->Stop(sig, 15000ms); }
   void Signal(int sig) { process_->Signal(sig); }
   httplib::Result Get(const std::string& path) {
     httplib::Client c("127.0.0.1", port_);
