@@ -398,15 +398,16 @@ TEST_CASE("sync gate: notifications wait for every backend's first list, then al
   s["metadata"]["name"] = "istio.orphan";
   s["type"] = "istio.io/key-and-cert";
   f.server->Put("secrets", "a", s);
-  auto gate = std::make_shared<SyncGate>(2);
-  KubeServiceAccountSource sas(ApiOf(f), {}, FastTuning(), gate);
-  KubeSecretStore store(ApiOf(f), {}, FastTuning(), gate);
+  // Declared before the informers: their threads call `record` until the informers are gone.
   std::mutex mu;
   std::multiset<std::string> seen;
   auto record = [&](const ServiceAccountKey& k) {
     std::lock_guard<std::mutex> l(mu);
     seen.insert(k.ToString());
   };
+  auto gate = std::make_shared<SyncGate>(2);
+  KubeServiceAccountSource sas(ApiOf(f), {}, FastTuning(), gate);
+  KubeSecretStore store(ApiOf(f), {}, FastTuning(), gate);
   sas.SetHandler(record);
   store.SetHandler(record);
   REQUIRE(sas.Start().ok());
@@ -418,8 +419,18 @@ TEST_CASE("sync gate: notifications wait for every backend's first list, then al
   CHECK_FALSE(gate->open());
   REQUIRE(store.Start().ok());
   REQUIRE(WaitFor([&] { return gate->open(); }, kWait));
+  // The gate opens, then replays what it held back (on the informer's thread).
+  const auto all = std::multiset<std::string>{"a/orphan", "a/x", "a/y"};
+  CHECK(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> l(mu);
+        return seen == all;
+      },
+      kWait));
+  sas.Stop();
+  store.Stop();
   std::lock_guard<std::mutex> l(mu);
-  CHECK(seen == std::multiset<std::string>{"a/orphan", "a/x", "a/y"});
+  CHECK(seen == all);
 }
 
 // ---- The controller on the Kubernetes backends -----------------------------------------
