@@ -267,10 +267,12 @@ TEST_CASE("serve: a self-signed root in its grace period is re-issued with the s
   const pki::Certificate first =
       Must(pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"))).front();
   const pki::Certificate leaf = LeafOf(d, "default", "web");
-  REQUIRE(WaitFor([&] {
-    auto now = pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"));
-    return now.ok() && now->front().SerialHex() != first.SerialHex();
-  }));
+  REQUIRE(WaitFor(
+      [&] {
+        auto now = pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"));
+        return now.ok() && now->front().SerialHex() != first.SerialHex();
+      },
+      30000ms));
   const pki::Certificate reissued =
       Must(pki::Certificate::ParsePemChain(ReadAll(d / "ca/ca-cert.pem"))).front();
   // Same key and subject: the old root's leaves verify against the new root certificate.
