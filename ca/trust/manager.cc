@@ -33,15 +33,6 @@ std::optional<TimePoint> InstantFrom(const Json& j, const char* name) {
   return TimePoint(Duration(j[name].get<int64_t>()));
 }
 
-// "O=example" → "example"; anything else → fallback.
-std::string OrganizationOf(const pki::Certificate& cert, const std::string& fallback) {
-  const std::string subject = cert.Subject();
-  if (subject.rfind("O=", 0) == 0 && subject.find(',') == std::string::npos) {
-    return subject.substr(2);
-  }
-  return fallback;
-}
-
 // What the Authority serves for a state: changes exactly when the signer or the roots change.
 std::string AppliedKey(const TrustState& s) {
   std::string k = s.active.cert_pem + s.active.chain_pem;
@@ -58,6 +49,14 @@ std::vector<std::string> SplitPem(const std::string& pem) {
 }
 
 }  // namespace
+
+std::string OrganizationOf(const pki::Certificate& cert, const std::string& fallback) {
+  const std::string subject = cert.Subject();
+  if (subject.rfind("O=", 0) == 0 && subject.find(',') == std::string::npos) {
+    return subject.substr(2);
+  }
+  return fallback;
+}
 
 std::string BundleOf(const TrustState& state) {
   std::vector<std::string> roots;

@@ -36,6 +36,7 @@
 #include "ca/core/events.h"
 #include "ca/trust/lifecycle.h"
 #include "ca/trust/state.h"
+#include "pki/cert.h"
 
 namespace istioca::ca::trust {
 
@@ -78,6 +79,9 @@ struct TrustSnapshot {
   std::string record_version;
 };
 
+// The organization of a root whose subject is only "O=<org>" (what MakeSelfSignedRoot makes), so a
+// re-issued or next root keeps it; anything else → `fallback`.
+std::string OrganizationOf(const pki::Certificate& cert, const std::string& fallback);
 // The record's bundle as consumers read it.
 std::string BundleOf(const TrustState& state);
 // The signing bundle for `state`'s active signer and roots, validated at `now`.

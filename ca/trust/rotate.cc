@@ -269,8 +269,7 @@ Result<RotateStatus> StartRotation(CaStore& store, const StartOptions& options,
     }
     const Duration ttl = options.ttl.value_or(
         std::chrono::duration_cast<Duration>(current.NotAfter() - current.NotBefore()));
-    std::string org = current.Subject();
-    if (org.rfind("O=", 0) == 0 && org.find(',') == std::string::npos) org = org.substr(2);
+    const std::string org = OrganizationOf(current, current.Subject());
     ASSIGN_OR_RETURN(pki::PrivateKey key,
                      pki::PrivateKey::Generate(options.key_type.value_or(pki::KeyType::kEcP256)));
     ASSIGN_OR_RETURN(pki::Certificate root, pki::MakeSelfSignedRoot(key, {org, ttl}, now));
