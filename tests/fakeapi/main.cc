@@ -6,6 +6,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "tests/fakeapi/fake_apiserver.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   int latency_ms = 0, bookmark_ms = 5000;
   bool plain = false;
   std::vector<std::string> reviewable;
+  std::string tokens_file;
   app.add_option("--port", port, "port to listen on (0: any)");
   app.add_option("--kubeconfig-out", kubeconfig_out, "write a kubeconfig for the admin token here")
       ->required();
@@ -39,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--reviewable-token", reviewable,
                  "TOKEN=NS/SA: TokenReview accepts TOKEN as that service account (audience "
                  "istio-ca); repeatable");
+  app.add_option(
+      "--tokens-file", tokens_file,
+      "TokenReview accepts many tokens: one per line, \"TOKEN NS/SA [POD-NAME POD-UID]\" "
+      "(with a pod: a pod-bound token, user.extra pod-name and pod-uid)");
   CLI11_PARSE(app, argc, argv);
 
   FakeApiOptions options;
@@ -81,6 +87,37 @@ int main(int argc, char** argv) {
                                        "uid-" + ns + "-" + sa,
                                        {"system:serviceaccounts", "system:serviceaccounts:" + ns},
                                        {"istio-ca"}});
+  }
+  if (!tokens_file.empty()) {
+    std::ifstream in(tokens_file);
+    if (!in) {
+      std::cerr << "fake-apiserver: cannot read " << tokens_file << "\n";
+      return 2;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string tok, nssa, pod_name, pod_uid;
+      if (!(fields >> tok) || tok[0] == '#') continue;
+      const size_t slash = (fields >> nssa) ? nssa.find('/') : std::string::npos;
+      if (slash == std::string::npos || slash == 0 || slash + 1 == nssa.size() ||
+          (fields >> pod_name && !(fields >> pod_uid))) {
+        std::cerr << "fake-apiserver: --tokens-file wants TOKEN NS/SA [POD-NAME POD-UID], got \""
+                  << line << "\"\n";
+        return 2;
+      }
+      const std::string ns = nssa.substr(0, slash), sa = nssa.substr(slash + 1);
+      TokenIdentity id{"system:serviceaccount:" + ns + ":" + sa,
+                       "uid-" + ns + "-" + sa,
+                       {"system:serviceaccounts", "system:serviceaccounts:" + ns},
+                       {"istio-ca"},
+                       {}};
+      if (!pod_name.empty()) {
+        id.extra["authentication.kubernetes.io/pod-name"] = {pod_name};
+        id.extra["authentication.kubernetes.io/pod-uid"] = {pod_uid};
+      }
+      s.AddReviewableToken(tok, id);
+    }
   }
   s.SetErrorRate(error_rate);
   s.SetLatency(std::chrono::milliseconds(latency_ms));
