@@ -82,10 +82,24 @@ std::string HexColons(std::string_view bytes) {
   return out;
 }
 
-struct Certificate::DecodedCopy {
+struct Certificate::Issued {
+  internal::IssuedFields fields;
+  UniquePtr<EVP_PKEY> public_key;
   std::once_flag once;
-  UniquePtr<X509> x509;
+  UniquePtr<X509> x509;  // decoded from the DER on first use
 };
+
+namespace internal {
+Certificate MakeIssuedCertificate(std::string der, IssuedFields fields,
+                                  UniquePtr<EVP_PKEY>&& public_key) {
+  Certificate c;
+  c.der_ = std::make_shared<const std::string>(std::move(der));
+  c.issued_ = std::make_shared<Certificate::Issued>();
+  c.issued_->fields = std::move(fields);
+  c.issued_->public_key = std::move(public_key);
+  return c;
+}
+}  // namespace internal
 
 Result<Certificate> Certificate::Adopt(UniquePtr<X509>&& cert) {
   if (cert == nullptr) return Internal("adopting a certificate: no certificate");
@@ -99,29 +113,23 @@ Result<Certificate> Certificate::Adopt(UniquePtr<X509>&& cert) {
   return Certificate(std::move(cert), std::move(out));
 }
 
-Result<Certificate> Certificate::Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key) {
-  ASSIGN_OR_RETURN(Certificate c, Adopt(std::move(cert)));
-  c.public_key_ = std::shared_ptr<EVP_PKEY>(public_key.release(), EVP_PKEY_free);
-  c.decoded_ = std::make_shared<DecodedCopy>();
-  return c;
-}
-
 X509* Certificate::get() const {
-  if (decoded_ == nullptr) return x509_.get();
-  std::call_once(decoded_->once, [this] {
-    auto decoded = FromDer(ToDer());
-    if (decoded.ok()) decoded_->x509 = std::move(decoded->x509_);
+  if (issued_ == nullptr) return x509_.get();
+  std::call_once(issued_->once, [this] {
+    const auto* p = reinterpret_cast<const unsigned char*>(ToDer().data());
+    issued_->x509.reset(d2i_X509(nullptr, &p, static_cast<long>(ToDer().size())));
+    ClearOsslErrors();
   });
-  return decoded_->x509.get();
+  return issued_->x509.get();
 }
 
 EVP_PKEY* Certificate::PublicKey() const {
-  if (public_key_ != nullptr) return public_key_.get();
+  if (issued_ != nullptr) return issued_->public_key.get();
   return X509_get0_pubkey(x509_.get());
 }
 
 Certificate::Certificate(const Certificate& other)
-    : x509_(nullptr), der_(other.der_), public_key_(other.public_key_), decoded_(other.decoded_) {
+    : x509_(nullptr), der_(other.der_), issued_(other.issued_) {
   if (other.x509_ != nullptr) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
@@ -133,8 +141,7 @@ Certificate& Certificate::operator=(const Certificate& other) {
     Certificate copy(other);
     x509_ = std::move(copy.x509_);
     der_ = std::move(copy.der_);
-    public_key_ = std::move(copy.public_key_);
-    decoded_ = std::move(copy.decoded_);
+    issued_ = std::move(copy.issued_);
   }
   return *this;
 }
@@ -181,24 +188,32 @@ const std::string& Certificate::ToDer() const {
 
 std::string Certificate::ToPem() const { return EncodePem("CERTIFICATE", ToDer()); }
 
-TimePoint Certificate::NotBefore() const { return FromAsn1Time(X509_get0_notBefore(x509_.get())); }
-TimePoint Certificate::NotAfter() const { return FromAsn1Time(X509_get0_notAfter(x509_.get())); }
+TimePoint Certificate::NotBefore() const {
+  if (issued_ != nullptr) return issued_->fields.not_before;
+  return FromAsn1Time(X509_get0_notBefore(x509_.get()));
+}
+TimePoint Certificate::NotAfter() const {
+  if (issued_ != nullptr) return issued_->fields.not_after;
+  return FromAsn1Time(X509_get0_notAfter(x509_.get()));
+}
 
-bool Certificate::IsCa() const { return X509_check_ca(x509_.get()) > 0; }
+bool Certificate::IsCa() const { return X509_check_ca(get()) > 0; }
 
 bool Certificate::IsSelfSigned() const {
-  const bool self = X509_self_signed(x509_.get(), 0) == 1;
+  const bool self = X509_self_signed(get(), 0) == 1;
   ClearOsslErrors();
   return self;
 }
 
-std::vector<std::string> Certificate::UriSans() const { return SansOfType(x509_.get(), GEN_URI); }
-std::vector<std::string> Certificate::DnsSans() const { return SansOfType(x509_.get(), GEN_DNS); }
+std::vector<std::string> Certificate::UriSans() const { return SansOfType(get(), GEN_URI); }
+std::vector<std::string> Certificate::DnsSans() const { return SansOfType(get(), GEN_DNS); }
 
 std::string Certificate::Sha256Fingerprint() const {
+  // The digest of the DER, which X509_digest would re-encode from a decoded X509.
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (X509_digest(x509_.get(), EVP_sha256(), md, &len) != 1) {
+  if (der_ == nullptr ||
+      EVP_Digest(der_->data(), der_->size(), md, &len, EVP_sha256(), nullptr) != 1) {
     ClearOsslErrors();
     return "";
   }
@@ -206,6 +221,7 @@ std::string Certificate::Sha256Fingerprint() const {
 }
 
 std::string Certificate::SerialHex() const {
+  if (issued_ != nullptr) return issued_->fields.serial_hex;
   UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(x509_.get()), nullptr));
   if (bn == nullptr) return "";
   char* hex = BN_bn2hex(bn.get());
@@ -216,17 +232,32 @@ std::string Certificate::SerialHex() const {
 }
 
 std::string Certificate::Subject() const {
-  return NameToString(X509_get_subject_name(x509_.get()));
+  X509* x = get();
+  return x == nullptr ? "<undecodable certificate>" : NameToString(X509_get_subject_name(x));
 }
-std::string Certificate::Issuer() const { return NameToString(X509_get_issuer_name(x509_.get())); }
+std::string Certificate::Issuer() const {
+  X509* x = get();
+  return x == nullptr ? "<undecodable certificate>" : NameToString(X509_get_issuer_name(x));
+}
 
+// X509_cmp compares the DER (through its SHA-1 and then the encodings): equal DER is the same
+// certificate. Copies share their encoding, which answers without reading it.
 bool Certificate::operator==(const Certificate& other) const {
-  return X509_cmp(x509_.get(), other.x509_.get()) == 0;
+  if (der_ == other.der_) return true;
+  return der_ != nullptr && other.der_ != nullptr && *der_ == *other.der_;
 }
 
 CertInfo Describe(const Certificate& cert) {
-  X509* x = cert.raw();
+  X509* x = cert.get();
   CertInfo info;
+  if (x == nullptr) {  // an issued leaf whose DER did not decode: say what is known
+    info.subject = info.issuer = "<undecodable certificate>";
+    info.serial_hex = cert.SerialHex();
+    info.not_before = cert.NotBefore();
+    info.not_after = cert.NotAfter();
+    info.sha256_fingerprint = cert.Sha256Fingerprint();
+    return info;
+  }
   info.subject = cert.Subject();
   info.issuer = cert.Issuer();
   info.serial_hex = cert.SerialHex();

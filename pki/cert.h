@@ -15,6 +15,20 @@
 namespace istioca::pki {
 
 struct CertInfo;
+class Certificate;
+
+namespace internal {
+// What IssueLeaf encoded into a leaf, so that reading it back needs no decoding.
+struct IssuedFields {
+  std::string serial_hex;  // lowercase, as SerialHex()
+  TimePoint not_before;    // whole seconds, as encoded
+  TimePoint not_after;
+};
+// For pki/issue.cc only: a certificate from DER it has just encoded, with those fields and the
+// subject key. The caller vouches that `der` is a certificate carrying exactly them.
+Certificate MakeIssuedCertificate(std::string der, IssuedFields fields,
+                                  UniquePtr<EVP_PKEY>&& public_key);
+}  // namespace internal
 
 // An immutable certificate. Copying shares the reference-counted X509 and its encoding.
 //
@@ -29,9 +43,6 @@ class Certificate {
   static Result<std::vector<Certificate>> ParsePemChain(std::string_view pem);
   // Fails (kInternal) if OpenSSL cannot encode `cert`.
   static Result<Certificate> Adopt(UniquePtr<X509>&& cert);
-  // For a certificate built in memory whose X509 holds only the encoded key (see IssueLeaf):
-  // `public_key` is the same key, returned by PublicKey().
-  static Result<Certificate> Adopt(UniquePtr<X509>&& cert, UniquePtr<EVP_PKEY>&& public_key);
 
   Certificate(const Certificate& other);
   Certificate& operator=(const Certificate& other);
@@ -39,9 +50,11 @@ class Certificate {
   Certificate& operator=(Certificate&&) = default;
 
   // The X509, always with its public key decoded, so any OpenSSL function may be given it. A
-  // leaf built in memory by IssueLeaf holds its key only in encoded form (decoding it is most of
-  // the cost of issuing); for such a certificate the first call makes a decoded copy by a DER
-  // round trip and keeps it. Null only if that round trip fails.
+  // leaf issued by IssueLeaf is made from the DER it encoded and has no X509 until one is needed
+  // (d2i_X509 decodes the subject key, as costly as the rest of issuing): the first call here,
+  // or to an accessor that needs it, decodes the DER once and keeps the X509 (shared by copies).
+  // Null only if that decoding fails. ToDer, ToPem, NotBefore, NotAfter, SerialHex, PublicKey,
+  // Sha256Fingerprint and == never decode.
   X509* get() const;
   const std::string& ToDer() const;
   std::string ToPem() const;
@@ -64,20 +77,19 @@ class Certificate {
   bool operator==(const Certificate& other) const;
 
  private:
-  struct DecodedCopy;
-  friend CertInfo Describe(const Certificate& cert);
+  struct Issued;
+  friend Certificate internal::MakeIssuedCertificate(std::string der, internal::IssuedFields fields,
+                                                     UniquePtr<EVP_PKEY>&& public_key);
 
   Certificate(UniquePtr<X509>&& x509, std::string der)
       : x509_(std::move(x509)), der_(std::make_shared<const std::string>(std::move(der))) {}
-  // Fields read by this class and Describe(); none of them needs the decoded key.
-  X509* raw() const { return x509_.get(); }
+  Certificate() = default;
 
-  UniquePtr<X509> x509_;
+  UniquePtr<X509> x509_;  // null for an issued leaf (issued_ then holds what it encoded)
   std::shared_ptr<const std::string> der_;  // never null but in a moved-from certificate
-  // Only for certificates built in memory: the key beside the X509, and the decoded copy that
-  // get() makes on first use (shared by copies of this certificate).
-  std::shared_ptr<EVP_PKEY> public_key_;
-  std::shared_ptr<DecodedCopy> decoded_;
+  // Only for a leaf made by IssueLeaf: the fields it encoded, its subject key, and the X509
+  // decoded on first use; shared by copies.
+  std::shared_ptr<Issued> issued_;
 };
 
 // Everything `inspect` shows about one certificate, as plain values.

@@ -345,6 +345,9 @@ Result<Csr> Csr::FromDer(std::string_view der) {
   }
   Csr csr;
   csr.der_ = std::string(der);
+  csr.spki_offset_ =
+      static_cast<size_t>(spki.header - reinterpret_cast<const unsigned char*>(der.data()));
+  csr.spki_length_ = spki.Whole().size();
   csr.key_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
   csr.extensions_ = std::shared_ptr<STACK_OF(X509_EXTENSION)>(exts, FreeExtStack);
   return csr;

@@ -40,6 +40,10 @@ class Csr {
   std::string ToPem() const;
   const std::string& Der() const { return der_; }
   EVP_PKEY* PublicKey() const { return key_.get(); }
+  // The SubjectPublicKeyInfo as the request carries it (DER, a view into Der()).
+  std::string_view SubjectPublicKeyInfoDer() const {
+    return std::string_view(der_).substr(spki_offset_, spki_length_);
+  }
   std::vector<std::string> UriSans() const;
   std::vector<std::string> DnsSans() const;
   // True if the request asks for basicConstraints CA:TRUE (refused by the gRPC service).
@@ -49,6 +53,8 @@ class Csr {
   Csr() = default;
   std::vector<std::string> Sans(int general_name_type) const;
   std::string der_;
+  size_t spki_offset_ = 0;
+  size_t spki_length_ = 0;
   std::shared_ptr<EVP_PKEY> key_;
   std::shared_ptr<STACK_OF(X509_EXTENSION)> extensions_;  // from the extensionRequest attribute
 };

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -29,13 +31,30 @@ Result<std::string> Hex(EVP_MD_CTX* ctx) {
 
 Result<MdCtx> NewSha256() {
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), FetchedDigest(NID_sha256), nullptr) != 1) {
     return Internal("SHA-256 failed");
   }
   return ctx;
 }
 
 }  // namespace
+
+const EVP_MD* FetchedDigest(int nid) {
+  // Never freed (like OpenSSL's own tables): no thread can find one gone at exit.
+  static const std::array<std::pair<int, EVP_MD*>, 5> fetched = [] {
+    std::array<std::pair<int, EVP_MD*>, 5> t = {{{NID_sha1, nullptr},
+                                                 {NID_sha224, nullptr},
+                                                 {NID_sha256, nullptr},
+                                                 {NID_sha384, nullptr},
+                                                 {NID_sha512, nullptr}}};
+    for (auto& [n, md] : t) md = EVP_MD_fetch(nullptr, OBJ_nid2sn(n), nullptr);
+    return t;
+  }();
+  for (const auto& [n, md] : fetched) {
+    if (n == nid) return md;
+  }
+  return nullptr;
+}
 
 Result<std::string> Sha256Hex(std::string_view data) {
   ASSIGN_OR_RETURN(MdCtx ctx, NewSha256());

@@ -2,9 +2,15 @@
 // measured in one process so the ratios mean something. scripts/bench-pki runs it and prints
 // the ratios (ours / raw).
 //
-//   Pipeline/*        CSR PEM -> Csr::FromPem (parse + verify) -> IssueLeaf -> PEM, the work of
-//                     one CreateCertificate call, on 1 and 2 threads
-//   RawVerifySign/*   its floor: one ECDSA P-256 verify + one sign with preloaded keys
+//   CreateCertificate what the gRPC service asks of the libraries per call: Csr::FromPem, the
+//                     CSR's SANs and CA request, the key rule, Authority::Sign, the response's
+//                     PEM, the serial and NotAfter for the event (no gRPC, no TLS)
+//   Pipeline/*        CSR PEM -> Csr::FromPem (parse + verify) -> IssueLeaf -> PEM, on 1 and 2
+//                     threads
+//   RawVerifySign/*   one ECDSA P-256 verify + one sign through the one-shot EVP_DigestVerify /
+//                     EVP_DigestSign with preloaded keys (init, hashing and fetches included)
+//   CryptoFloor       the floor as `openssl speed ecdsap256` counts it: EVP_PKEY_verify +
+//                     EVP_PKEY_sign of a 32-byte digest on contexts prepared once
 //   IssueLeaf         build + sign a workload certificate from a parsed public key
 //   RawSign           one EVP_DigestSign (SHA-256, P-256) of a TBS the size of a leaf's
 //   CsrFromPem        Csr::FromPem on an EC P-256 CSR
@@ -18,9 +24,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "ca/core/authority.h"
 #include "pki/csr.h"
 #include "pki/issue.h"
 #include "pki/key.h"
+#include "pki/spiffe.h"
 
 using namespace istioca;
 using namespace istioca::pki;
@@ -99,6 +107,80 @@ const Fixture& F() {
   return *f;
 }
 
+// The Authority the daemon would hold for the fixture's CA.
+ca::Authority& A() {
+  static ca::Authority* a = [] {
+    auto* authority = new ca::Authority(ca::IssuancePolicy{}, SystemClock::Get());
+    authority->SetBundle(
+        std::make_shared<ca::CaBundle>(ca::CaBundle{F().signer, {}, {F().ca_cert}}));
+    return authority;
+  }();
+  return *a;
+}
+
+void CreateCertificateOnce(const Fixture& f, ca::Authority& authority) {
+  Csr csr = OrDie(Csr::FromPem(f.csr_pem), "CSR");
+  const std::vector<std::string> uris = csr.UriSans();
+  if (uris.empty() || csr.RequestsCa() || !CheckAcceptableKey(csr.PublicKey()).ok() ||
+      !ParseSpiffeId(uris[0]).ok()) {
+    std::abort();
+  }
+  ca::IssuedCert issued =
+      OrDie(authority.Sign(csr.PublicKey(), uris, {}, Duration::zero()), "sign");
+  benchmark::DoNotOptimize(issued.CertChainPem());
+  benchmark::DoNotOptimize(issued.RootCertPem());
+  benchmark::DoNotOptimize(issued.leaf.SerialHex());
+  benchmark::DoNotOptimize(issued.leaf.NotAfter());
+}
+
+void CreateCertificate(benchmark::State& state) {
+  const Fixture& f = F();
+  ca::Authority& authority = A();
+  for (auto _ : state) CreateCertificateOnce(f, authority);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(CreateCertificate)->UseRealTime();
+
+// Contexts prepared once, as `openssl speed` does: only the ECDSA operations remain.
+struct FloorContexts {
+  explicit FloorContexts(const Fixture& f)
+      : sign(EVP_PKEY_CTX_new_from_pkey(nullptr, f.ca_key.get(), nullptr)),
+        verify(EVP_PKEY_CTX_new_from_pkey(nullptr, f.subject_pub.get(), nullptr)) {
+    UniquePtr<EVP_PKEY_CTX> subject_sign(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, f.subject_key.get(), nullptr));
+    if (EVP_Digest(f.tbs.data(), f.tbs.size(), digest, &digest_len, EVP_sha256(), nullptr) != 1 ||
+        EVP_PKEY_sign_init(sign.get()) != 1 || EVP_PKEY_verify_init(verify.get()) != 1 ||
+        EVP_PKEY_sign_init(subject_sign.get()) != 1 ||
+        EVP_PKEY_sign(subject_sign.get(), subject_sig, &subject_sig_len, digest, digest_len) != 1) {
+      std::abort();
+    }
+  }
+  // One verify of a signature by the subject key (the CSR check) and one sign by the CA key.
+  void Round() {
+    if (EVP_PKEY_verify(verify.get(), subject_sig, subject_sig_len, digest, digest_len) != 1) {
+      std::abort();
+    }
+    size_t len = sizeof sig;
+    if (EVP_PKEY_sign(sign.get(), sig, &len, digest, digest_len) != 1) std::abort();
+    benchmark::DoNotOptimize(sig[0]);
+  }
+
+  UniquePtr<EVP_PKEY_CTX> sign;
+  UniquePtr<EVP_PKEY_CTX> verify;
+  unsigned char digest[32];
+  unsigned int digest_len = 0;
+  unsigned char subject_sig[128];
+  size_t subject_sig_len = sizeof subject_sig;
+  unsigned char sig[128];
+};
+
+void CryptoFloor(benchmark::State& state) {
+  FloorContexts floor(F());
+  for (auto _ : state) floor.Round();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(CryptoFloor)->UseRealTime();
+
 void Pipeline(benchmark::State& state) {
   const Fixture& f = F();
   for (auto _ : state) {
@@ -173,4 +255,26 @@ BENCHMARK(RawKeyGen)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// `pki_bench --profile N [create|floor]`: N CreateCertificate calls (or N CryptoFloor rounds)
+// and nothing else, after one warm-up that makes the fixture, for callgrind or perf:
+// scripts/bench-pki divides the instruction counts of two such runs. Otherwise Google Benchmark.
+int main(int argc, char** argv) {
+  if ((argc == 3 || argc == 4) && std::string(argv[1]) == "--profile") {
+    const long n = std::strtol(argv[2], nullptr, 10);
+    const std::string what = argc == 4 ? argv[3] : "create";
+    if (what == "floor") {
+      FloorContexts floor(F());
+      floor.Round();
+      for (long i = 0; i < n; ++i) floor.Round();
+      return 0;
+    }
+    CreateCertificateOnce(F(), A());
+    for (long i = 0; i < n; ++i) CreateCertificateOnce(F(), A());
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

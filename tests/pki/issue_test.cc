@@ -2,8 +2,10 @@
 
 #include <openssl/core_names.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <set>
+#include <thread>
 
 #include "pki/csr.h"
 #include "pki/pem.h"
@@ -168,6 +170,197 @@ TEST_CASE("the issued certificate carries exactly the subject's public key, for 
   CHECK(std::string(reinterpret_cast<char*>(parsed_spki), static_cast<size_t>(parsed_len)) ==
         openssl_spki);
   OPENSSL_free(parsed_spki);
+  // Issued for a CSR, the leaf carries the same SubjectPublicKeyInfo (copied as received for an
+  // EC key, encoded from the key for RSA).
+  const Csr csr =
+      Must(Csr::FromDer(Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).Der()));
+  CHECK(csr.SubjectPublicKeyInfoDer() == openssl_spki);
+  const Certificate from_csr =
+      Must(IssueLeaf(ca.signer, csr, {{"spiffe://td/ns/a/sa/b"}, {}, 24h}, T0()));
+  CHECK(from_csr.ToDer().find(openssl_spki) != std::string::npos);
+  CHECK(SamePublicKey(Must(Certificate::FromDer(from_csr.ToDer())).PublicKey(), key.get()));
+  CHECK(VerifyChain(from_csr, {}, {ca.root}, T0()).ok());
+}
+
+TEST_CASE("a CSR's compressed EC point is written uncompressed in the leaf", "[issue]") {
+  // Not copied as received: Go's crypto/x509 (istio-agent) reads only uncompressed points.
+  TestCa ca;
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  REQUIRE(EVP_PKEY_set_utf8_string_param(key.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                         "compressed") == 1);
+  const Csr csr =
+      Must(Csr::FromDer(Must(Csr::Build(key, {{"spiffe://td/ns/a/sa/b"}, {}, ""})).Der()));
+  REQUIRE(csr.SubjectPublicKeyInfoDer().size() == 59);  // 33-byte point
+  const Certificate leaf =
+      Must(IssueLeaf(ca.signer, csr, {{"spiffe://td/ns/a/sa/b"}, {}, 24h}, T0()));
+  const Certificate reparsed = Must(Certificate::FromDer(leaf.ToDer()));
+  CHECK(SamePublicKey(reparsed.PublicKey(), key.get()));
+  CHECK(VerifyChain(reparsed, {}, {ca.root}, T0()).ok());
+  unsigned char* spki = nullptr;
+  const int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(reparsed.get()), &spki);
+  OPENSSL_free(spki);
+  CHECK(spki_len == 91);  // 65-byte point
+}
+
+namespace {
+UniquePtr<X509> Decode(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  UniquePtr<X509> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  REQUIRE(x != nullptr);
+  REQUIRE(p == reinterpret_cast<const unsigned char*>(der.data()) + der.size());
+  return x;
+}
+
+std::string ExtensionDer(X509_EXTENSION* ext) {
+  unsigned char* p = nullptr;
+  const int len = i2d_X509_EXTENSION(ext, &p);
+  REQUIRE(len > 0);
+  std::string out(reinterpret_cast<char*>(p), static_cast<size_t>(len));
+  OPENSSL_free(p);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a leaf spliced from the signer's template is the DER OpenSSL encodes for its fields",
+          "[issue]") {
+  TestCa ca;
+  const pki::KeyType type = GENERATE(KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048);
+  auto key = Must(PrivateKey::Generate(type));
+  const Certificate leaf = Must(
+      IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {"b.a.svc", "b.a"}, 24h}, T0()));
+  const std::string der = leaf.ToDer();
+  UniquePtr<X509> x = Decode(der);
+  // Re-encoded from the decoded fields, the TBSCertificate and the certificate are our bytes.
+  unsigned char* tbs = nullptr;
+  const int tbs_len = i2d_re_X509_tbs(x.get(), &tbs);
+  REQUIRE(tbs_len > 0);
+  const std::string reencoded_tbs(reinterpret_cast<char*>(tbs), static_cast<size_t>(tbs_len));
+  OPENSSL_free(tbs);
+  CHECK(der.substr(4, reencoded_tbs.size()) == reencoded_tbs);  // after 30 82 LL LL
+  unsigned char* whole = nullptr;
+  const int whole_len = i2d_X509(x.get(), &whole);
+  REQUIRE(whole_len > 0);
+  CHECK(std::string(reinterpret_cast<char*>(whole), static_cast<size_t>(whole_len)) == der);
+  OPENSSL_free(whole);
+  CHECK(X509_verify(x.get(), ca.root_key.get()) == 1);
+  // The fields kept beside the DER are what it holds.
+  const Certificate reparsed = Must(Certificate::FromDer(der));
+  CHECK(leaf.SerialHex() == reparsed.SerialHex());
+  CHECK(leaf.NotBefore() == reparsed.NotBefore());
+  CHECK(leaf.NotAfter() == reparsed.NotAfter());
+  CHECK(leaf == reparsed);
+  // Extensions in the order KU, EKU, BC, SKID, AKID, SAN; only KU, BC and SAN critical.
+  const int kNids[] = {NID_key_usage,
+                       NID_ext_key_usage,
+                       NID_basic_constraints,
+                       NID_subject_key_identifier,
+                       NID_authority_key_identifier,
+                       NID_subject_alt_name};
+  const bool kCritical[] = {true, false, true, false, false, true};
+  REQUIRE(X509_get_ext_count(x.get()) == 6);
+  for (int i = 0; i < 6; ++i) {
+    X509_EXTENSION* ext = X509_get_ext(x.get(), i);
+    CHECK(OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == kNids[i]);
+    CHECK((X509_EXTENSION_get_critical(ext) == 1) == kCritical[i]);
+  }
+  // SKID and AKID are what OpenSSL's "hash" and "keyid:always" make.
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca.root.get(), x.get(), nullptr, nullptr, 0);
+  UniquePtr<X509_EXTENSION> skid(
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_key_identifier, "hash"));
+  UniquePtr<X509_EXTENSION> akid(
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  REQUIRE(skid != nullptr);
+  REQUIRE(akid != nullptr);
+  CHECK(ExtensionDer(X509_get_ext(x.get(), 3)) == ExtensionDer(skid.get()));
+  CHECK(ExtensionDer(X509_get_ext(x.get(), 4)) == ExtensionDer(akid.get()));
+  CHECK(Describe(leaf).dns_sans == std::vector<std::string>{"b.a.svc", "b.a"});
+}
+
+TEST_CASE("leaf validity is UTCTime through 2049 and GeneralizedTime from 2050", "[issue]") {
+  const TimePoint end_of_time = Must(ParseRfc3339("9999-12-31T23:59:59Z"));
+  auto root_key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto root = Must(MakeSelfSignedRoot(root_key, {"forever", end_of_time - T0()}, T0()));
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  struct Row {
+    const char* not_after;
+    int type;
+  };
+  const Row row = GENERATE(Row{"2049-12-31T23:59:59Z", V_ASN1_UTCTIME},
+                           Row{"2050-01-01T00:00:00Z", V_ASN1_GENERALIZEDTIME},
+                           Row{"9999-12-31T23:59:59Z", V_ASN1_GENERALIZEDTIME});
+  const TimePoint not_after = Must(ParseRfc3339(row.not_after));
+  const Certificate leaf = Must(IssueLeaf({root, root_key}, key.get(),
+                                          {{"spiffe://td/ns/a/sa/b"}, {}, not_after - T0()}, T0()));
+  UniquePtr<X509> x = Decode(leaf.ToDer());
+  CHECK(ASN1_STRING_type(X509_get0_notBefore(x.get())) == V_ASN1_UTCTIME);
+  CHECK(ASN1_STRING_type(X509_get0_notAfter(x.get())) == row.type);
+  const Certificate reparsed = Must(Certificate::FromDer(leaf.ToDer()));
+  CHECK(reparsed.NotAfter() == not_after);
+  CHECK(leaf.NotAfter() == not_after);
+  CHECK(reparsed.NotBefore() == T0() - 2min);
+}
+
+TEST_CASE("P-384 and RSA signers sign leaves with the digest Go would", "[issue]") {
+  struct Row {
+    KeyType type;
+    const char* algorithm;
+  };
+  const Row row = GENERATE(Row{KeyType::kEcP384, "ecdsa-with-SHA384"},
+                           Row{KeyType::kRsa2048, "sha256WithRSAEncryption"});
+  auto signer_key = Must(PrivateKey::Generate(row.type));
+  auto root = Must(MakeSelfSignedRoot(signer_key, {"o", 24h}, T0()));
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  const Certificate leaf =
+      Must(IssueLeaf({root, signer_key}, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0()));
+  CHECK(Describe(leaf).signature_algorithm == row.algorithm);
+  CHECK(VerifyChain(leaf, {}, {root}, T0()).ok());
+  CHECK(VerifyChain(Must(Certificate::FromDer(leaf.ToDer())), {}, {root}, T0()).ok());
+}
+
+TEST_CASE("a signer without a subject key identifier signs nothing, and says why", "[issue]") {
+  auto signer_key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  UniquePtr<X509> x(X509_new());
+  UniquePtr<X509_NAME> name(X509_NAME_new());
+  REQUIRE(X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
+                                     reinterpret_cast<const unsigned char*>("o"), 1, -1, 0) == 1);
+  REQUIRE(X509_set_version(x.get(), X509_VERSION_3) == 1);
+  REQUIRE(ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 7) == 1);
+  REQUIRE(ASN1_TIME_set(X509_getm_notBefore(x.get()), UnixSeconds(T0() - 1h)) != nullptr);
+  REQUIRE(ASN1_TIME_set(X509_getm_notAfter(x.get()), UnixSeconds(T0() + 24h)) != nullptr);
+  REQUIRE(X509_set_subject_name(x.get(), name.get()) == 1);
+  REQUIRE(X509_set_issuer_name(x.get(), name.get()) == 1);
+  REQUIRE(X509_set_pubkey(x.get(), signer_key.get()) == 1);
+  REQUIRE(X509_sign(x.get(), signer_key.get(), EVP_sha256()) > 0);
+  const Certificate root = Must(Certificate::Adopt(std::move(x)));
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  auto leaf = IssueLeaf({root, signer_key}, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0());
+  REQUIRE_FALSE(leaf.ok());
+  CHECK(leaf.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(leaf.status().message(), Catch::Contains("subject key identifier"));
+}
+
+TEST_CASE("leaves from several signers, on several threads, each chain to their own signer",
+          "[issue]") {
+  // Each thread keeps prepared signing state for its two most recent signers; three signers in
+  // turn make it replace one on every call.
+  const TestCa cas[3];
+  auto key = Must(PrivateKey::Generate(KeyType::kEcP256));
+  std::atomic<int> wrong{0};
+  auto work = [&] {
+    for (int i = 0; i < 12; ++i) {
+      const TestCa& ca = cas[i % 3];
+      auto leaf = IssueLeaf(ca.signer, key.get(), {{"spiffe://td/ns/a/sa/b"}, {}, 1h}, T0());
+      if (!leaf.ok() || !VerifyChain(*leaf, {}, {ca.root}, T0()).ok() ||
+          VerifyChain(*leaf, {}, {cas[(i + 1) % 3].root}, T0()).ok()) {
+        ++wrong;
+      }
+    }
+  };
+  std::thread other(work);
+  work();
+  other.join();
+  CHECK(wrong == 0);
 }
 
 namespace {
