@@ -2,10 +2,12 @@
 
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include <mutex>
 #include <vector>
 
+#include "pki/digest.h"
 #include "pki/general_names.h"
 #include "pki/pem.h"
 
@@ -275,6 +277,31 @@ Result<STACK_OF(X509_EXTENSION) *> ParseAttributes(const Tlv& attrs) {
   return found;
 }
 
+// Whether `sig` is the signature of `tbs` by `key` with digest `md_nid`. EC and RSA with a
+// common digest: the digest made with a pre-fetched implementation, then EVP_PKEY_verify on it
+// (EVP_DigestVerifyInit fetches the digest and the signature algorithm anew on every call).
+// Anything else (Ed25519, which has no separate digest; a rare digest): EVP_DigestVerify.
+bool SignatureVerifies(EVP_PKEY* key, int md_nid, std::string_view tbs, const unsigned char* sig,
+                       size_t sig_len) {
+  const auto* data = reinterpret_cast<const unsigned char*>(tbs.data());
+  const EVP_MD* md = md_nid == NID_undef ? nullptr : FetchedDigest(md_nid);
+  if (md != nullptr && (IsEc(key) || IsRsa(key))) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
+    // For ECDSA no digest is set on the context: it verifies the digest bytes it is given.
+    return ctx != nullptr && EVP_Digest(data, tbs.size(), digest, &digest_len, md, nullptr) == 1 &&
+           EVP_PKEY_verify_init(ctx.get()) == 1 &&
+           (!IsRsa(key) || (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1 &&
+                            EVP_PKEY_CTX_set_signature_md(ctx.get(), md) == 1)) &&
+           EVP_PKEY_verify(ctx.get(), sig, sig_len, digest, digest_len) == 1;
+  }
+  const EVP_MD* legacy = md_nid == NID_undef ? nullptr : EVP_get_digestbynid(md_nid);
+  UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  return ctx != nullptr && EVP_DigestVerifyInit(ctx.get(), nullptr, legacy, nullptr, key) == 1 &&
+         EVP_DigestVerify(ctx.get(), sig, sig_len, data, tbs.size()) == 1;
+}
+
 }  // namespace
 
 Result<Csr> Csr::FromDer(std::string_view der) {
@@ -328,13 +355,8 @@ Result<Csr> Csr::FromDer(std::string_view der) {
     ClearOsslErrors();
     return InvalidArgument("CSR signature algorithm is not supported or does not match its key");
   }
-  const EVP_MD* md = md_nid == NID_undef ? nullptr : EVP_get_digestbynid(md_nid);
-  UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (ctx == nullptr) return OsslError(Code::kInternal, "allocating a digest context failed");
-  const std::string_view tbs = info.Whole();
-  if (EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.get()) != 1 ||
-      EVP_DigestVerify(ctx.get(), sig.body + 1, static_cast<size_t>(sig.length - 1),
-                       reinterpret_cast<const unsigned char*>(tbs.data()), tbs.size()) != 1) {
+  if (!SignatureVerifies(key.get(), md_nid, info.Whole(), sig.body + 1,
+                         static_cast<size_t>(sig.length - 1))) {
     return OsslError(Code::kInvalidArgument,
                      "CSR signature does not verify (no proof of possession of the key)");
   }
