@@ -82,6 +82,16 @@ std::string HexColons(std::string_view bytes) {
   return out;
 }
 
+struct Certificate::Encoding {
+  explicit Encoding(std::string d) : der(std::move(d)) {}
+  const std::string der;
+  std::once_flag pem_once;
+  std::string pem;  // set once, under pem_once
+};
+
+Certificate::Certificate(UniquePtr<X509>&& x509, std::string der)
+    : x509_(std::move(x509)), der_(std::make_shared<Encoding>(std::move(der))) {}
+
 struct Certificate::Issued {
   internal::IssuedFields fields;
   UniquePtr<EVP_PKEY> public_key;
@@ -93,7 +103,7 @@ namespace internal {
 Certificate MakeIssuedCertificate(std::string der, IssuedFields fields,
                                   UniquePtr<EVP_PKEY>&& public_key) {
   Certificate c;
-  c.der_ = std::make_shared<const std::string>(std::move(der));
+  c.der_ = std::make_shared<Certificate::Encoding>(std::move(der));
   c.issued_ = std::make_shared<Certificate::Issued>();
   c.issued_->fields = std::move(fields);
   c.issued_->public_key = std::move(public_key);
@@ -183,10 +193,14 @@ Result<std::vector<Certificate>> Certificate::ParsePemChain(std::string_view pem
 
 const std::string& Certificate::ToDer() const {
   static const std::string kMovedFrom;
-  return der_ != nullptr ? *der_ : kMovedFrom;
+  return der_ != nullptr ? der_->der : kMovedFrom;
 }
 
-std::string Certificate::ToPem() const { return EncodePem("CERTIFICATE", ToDer()); }
+std::string Certificate::ToPem() const {
+  if (der_ == nullptr) return EncodePem("CERTIFICATE", ToDer());
+  std::call_once(der_->pem_once, [this] { der_->pem = EncodePem("CERTIFICATE", der_->der); });
+  return der_->pem;
+}
 
 TimePoint Certificate::NotBefore() const {
   if (issued_ != nullptr) return issued_->fields.not_before;
@@ -213,7 +227,7 @@ std::string Certificate::Sha256Fingerprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (der_ == nullptr ||
-      EVP_Digest(der_->data(), der_->size(), md, &len, EVP_sha256(), nullptr) != 1) {
+      EVP_Digest(der_->der.data(), der_->der.size(), md, &len, EVP_sha256(), nullptr) != 1) {
     ClearOsslErrors();
     return "";
   }
@@ -244,7 +258,7 @@ std::string Certificate::Issuer() const {
 // certificate. Copies share their encoding, which answers without reading it.
 bool Certificate::operator==(const Certificate& other) const {
   if (der_ == other.der_) return true;
-  return der_ != nullptr && other.der_ != nullptr && *der_ == *other.der_;
+  return der_ != nullptr && other.der_ != nullptr && der_->der == other.der_->der;
 }
 
 CertInfo Describe(const Certificate& cert) {

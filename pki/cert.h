@@ -57,6 +57,7 @@ class Certificate {
   // Sha256Fingerprint and == never decode.
   X509* get() const;
   const std::string& ToDer() const;
+  // Encoded on the first call and kept.
   std::string ToPem() const;
 
   TimePoint NotBefore() const;
@@ -81,12 +82,14 @@ class Certificate {
   friend Certificate internal::MakeIssuedCertificate(std::string der, internal::IssuedFields fields,
                                                      UniquePtr<EVP_PKEY>&& public_key);
 
-  Certificate(UniquePtr<X509>&& x509, std::string der)
-      : x509_(std::move(x509)), der_(std::make_shared<const std::string>(std::move(der))) {}
+  struct Encoding;
+  Certificate(UniquePtr<X509>&& x509, std::string der);
   Certificate() = default;
 
   UniquePtr<X509> x509_;  // null for an issued leaf (issued_ then holds what it encoded)
-  std::shared_ptr<const std::string> der_;  // never null but in a moved-from certificate
+  // The DER, and its PEM once asked for (a bundle's roots and intermediates go out with every
+  // certificate); shared by copies, never null but in a moved-from certificate.
+  std::shared_ptr<Encoding> der_;
   // Only for a leaf made by IssueLeaf: the fields it encoded, its subject key, and the X509
   // decoded on first use; shared by copies.
   std::shared_ptr<Issued> issued_;
