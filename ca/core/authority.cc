@@ -90,6 +90,12 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
                                    const std::vector<std::string>& dns_names,
                                    Duration requested_ttl) const {
   ASSIGN_OR_RETURN(Duration ttl, EffectiveTtl(requested_ttl));
+  if (guard_) {
+    const TimePoint needed = clock_.Now() + std::chrono::duration_cast<TimePoint::duration>(ttl);
+    if (needed.time_since_epoch().count() > bound_us_.load(std::memory_order_acquire)) {
+      guard_(needed);
+    }
+  }
   std::shared_ptr<Slot> slot;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -121,6 +127,12 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
                                     seen, not_after_us, std::memory_order_acq_rel)) {
   }
   return IssuedCert{std::move(leaf).value(), bundle->Intermediates(), bundle->roots};
+}
+
+void Authority::SetIssuanceGuard(IssuanceGuard guard) { guard_ = std::move(guard); }
+
+void Authority::SetIssuanceBound(std::optional<TimePoint> bound) {
+  bound_us_.store(bound ? bound->time_since_epoch().count() : INT64_MIN, std::memory_order_release);
 }
 
 std::optional<TimePoint> Authority::LatestIssuedNotAfter() const {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,19 @@ class Authority {
   // under the old bundle.
   std::optional<TimePoint> LatestIssuedNotAfter() const;
 
+  // Write-ahead record of issuance (the trust lifecycle, ca/trust/manager.h). With a guard set,
+  // no certificate whose NotAfter is past the issuance bound is handed out until the guard has
+  // recorded a later bound (and called SetIssuanceBound with it): so whatever the CA handed out
+  // is covered by its record even if the process dies right after. The guard is called outside
+  // any lock of this class with the NotAfter needed. When it cannot record (the store is
+  // unreachable) it reports that itself and the certificate is still issued: an unwritable record
+  // must not stop issuance, and the manager records the truth at its next pass. Set the guard
+  // before signing starts and clear it (nullptr) after signing stops. No guard: no bound.
+  using IssuanceGuard = std::function<void(TimePoint needed)>;
+  void SetIssuanceGuard(IssuanceGuard guard);
+  // Unset: nothing is recorded yet (the next Sign asks the guard).
+  void SetIssuanceBound(std::optional<TimePoint> bound);
+
  private:
   const IssuancePolicy policy_;
   const Clock& clock_;
@@ -106,6 +120,9 @@ class Authority {
   std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
   // Microseconds since the epoch of the latest NotAfter signed; INT64_MIN: none yet.
   mutable std::atomic<int64_t> latest_not_after_us_{INT64_MIN};
+  IssuanceGuard guard_;  // set before signing starts (see SetIssuanceGuard)
+  // Microseconds since the epoch of the recorded issuance bound; INT64_MIN: none recorded.
+  std::atomic<int64_t> bound_us_{INT64_MIN};
 };
 
 }  // namespace istioca::ca

@@ -212,7 +212,8 @@ Result<TrustState> Activate(const TrustState& state, const Issued& issued, TimeP
   for (RootEntry& r : s.roots) {
     if (r.leaving) r.retire_after = s.previous_signer_until;
   }
-  s.latest_issued_not_after.reset();
+  // Kept: it bounds what any replica hands out under either signer until the next write (a
+  // replica that passed the bound check just before the swap signs with the new signer).
   s.active_signer_not_after = next_not_after;
   s.stage = Stage::kActive;
   s.stage_entered_at = now;

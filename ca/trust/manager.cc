@@ -157,13 +157,56 @@ TrustManager::TrustManager(Authority& authority, CaStore& store, const Clock& cl
       options_(std::move(options)),
       hooks_(std::move(hooks)) {}
 
-TrustManager::~TrustManager() { Stop(); }
+TrustManager::~TrustManager() {
+  Stop();
+  authority_.SetIssuanceGuard(nullptr);
+}
 
 Status TrustManager::Init() {
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(LoadAndApply(/*initial=*/true));
+  authority_.SetIssuanceGuard([this](TimePoint needed) { ReserveIssuance(needed); });
   UpdateMetrics();
   return OkStatus();
+}
+
+TimePoint TrustManager::IssuanceBoundFor(TimePoint needed, TimePoint now) const {
+  const Duration ttl = authority_.policy().default_ttl;
+  return std::max(needed, now + std::chrono::duration_cast<TimePoint::duration>(ttl)) +
+         std::chrono::duration_cast<TimePoint::duration>(options_.issued_headroom);
+}
+
+void TrustManager::ReserveIssuance(TimePoint needed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status result;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    result = LoadAndApply(/*initial=*/false);
+    if (!result.ok()) break;
+    if (state_.latest_issued_not_after && *state_.latest_issued_not_after >= needed) {
+      result = OkStatus();
+      break;
+    }
+    result =
+        Persist(RecordIssued(state_, IssuanceBoundFor(needed, clock_.Now())), "issuance bound");
+    if (result.ok() || result.code() != Code::kAborted) break;
+  }
+  if (!result.ok()) {
+    metrics_
+        .GetCounter("istio_ca_trust_unrecorded_issuance_total",
+                    "Certificates issued before their NotAfter could be recorded in the CA record "
+                    "(the record was unwritable); recorded at the next successful pass.")
+        .Inc();
+    if (!reserve_failing_) {
+      Logger("trust")->error(
+          "cannot record the issuance bound before issuing; issuing anyway, recorded at the next "
+          "successful pass error=\"{}\"",
+          result.ToString());
+      reserve_failing_ = true;
+    }
+  } else if (reserve_failing_) {
+    Logger("trust")->info("the issuance bound is recorded again");
+    reserve_failing_ = false;
+  }
 }
 
 Status TrustManager::LoadAndApply(bool initial) {
@@ -267,10 +310,13 @@ Status TrustManager::Apply(const TrustState& state, bool initial) {
     // SetBundle waited for every sign on the old bundle: this covers all of them.
     latest_at_swap_ = authority_.LatestIssuedNotAfter();
     applied_ = key;
-    Logger("trust")->info("{} signer serial={} not_after={} stage={} roots={} bundle_generation={}",
-                          initial ? "serving" : "now serving", (*bundle)->signer.cert.SerialHex(),
-                          FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
-                          state.roots.size(), state.bundle_generation);
+    Logger("trust")->info(
+        "{} signer serial={} not_after={} stage={} roots={} bundle_generation={} "
+        "latest_issued_at_swap={} without_next_root_until={}",
+        initial ? "serving" : "now serving", (*bundle)->signer.cert.SerialHex(),
+        FormatRfc3339((*bundle)->signer.cert.NotAfter()), StageName(state.stage),
+        state.roots.size(), state.bundle_generation, Rfc(latest_at_swap_),
+        Rfc(state.without_next_root_until));
     if (!initial && hooks_.on_change) hooks_.on_change();
     if (options_.events != nullptr) {
       options_.events->Record(
@@ -299,6 +345,8 @@ Status TrustManager::Apply(const TrustState& state, bool initial) {
     }
   }
   state_ = state;
+  // What the record covers is what this replica may hand out without writing first.
+  authority_.SetIssuanceBound(state.latest_issued_not_after);
   return OkStatus();
 }
 
@@ -345,6 +393,10 @@ Status TrustManager::Tick() {
     if (latest_at_swap_) {
       if (s.stage == Stage::kPrepared && s.without_next_root_until &&
           *latest_at_swap_ > *s.without_next_root_until) {
+        log->info(
+            "certificates handed out before the new root was served expire at {}: "
+            "activation waits past it (was {})",
+            Rfc(latest_at_swap_), Rfc(s.without_next_root_until));
         s.without_next_root_until = latest_at_swap_;
       }
       if (s.stage == Stage::kActive && s.previous_signer_until &&
@@ -355,12 +407,12 @@ Status TrustManager::Tick() {
         }
       }
     }
-    // What was issued (the leader only), recorded with headroom so the record is written about
-    // once per headroom, not per tick.
+    // The issuance bound, extended ahead of what this replica issues (every replica signs) so
+    // that Sign rarely has to wait for a write: about once per half headroom while issuing.
     const std::optional<TimePoint> issued = authority_.LatestIssuedNotAfter();
-    if (leading_ && issued &&
-        (!s.latest_issued_not_after || *issued > *s.latest_issued_not_after)) {
-      s = RecordIssued(s, *issued + options_.issued_headroom);
+    if (issued && (!s.latest_issued_not_after ||
+                   *issued + options_.issued_headroom / 2 > *s.latest_issued_not_after)) {
+      s = RecordIssued(s, IssuanceBoundFor(*issued, now));
     }
     if (!(s == state_)) result = Persist(s, "issued certificates");
     if (leading_) {

@@ -16,8 +16,17 @@
 // recorded rule-2/rule-3 instant with what it signed before (its Authority's latest NotAfter at
 // the swap), so the certificates every replica handed out are covered.
 //
-// Does not promise: that certificates signed in the last tick before a crash are in the record
-// (the record runs `issued_headroom` ahead of the truth to cover the rest).
+// Issuance is recorded before it happens (write-ahead): the record's latest issued NotAfter is
+// a bound that no certificate handed out by any replica exceeds. Init() installs a guard in the
+// Authority: a Sign whose NotAfter would pass the recorded bound first has the bound raised and
+// persisted (to max(needed, now + default TTL) + `issued_headroom`); every Tick() extends it
+// ahead of issuance, so that write is rare. So a prepare — by `istio-ca rotate --start` or the
+// leader — always covers every certificate handed out with the bundle it replaces, even one
+// issued an instant before by a replica that dies right after. If the record cannot be written
+// the certificate is still issued (counted in istio_ca_trust_unrecorded_issuance_total, logged
+// once per outage) and the next successful pass records it.
+//
+// Does not promise: that a replica that cannot write the record during a rotation is covered.
 #pragma once
 
 #include <functional>
@@ -47,8 +56,8 @@ struct ManagerOptions {
   Duration tick = std::chrono::seconds(1);
   // --self-signed-root-cert-check-interval: how often the self-signed root's age is checked.
   Duration root_check_interval = std::chrono::hours(1);
-  // The record of the latest NotAfter issued is kept this far ahead of the truth, so it is
-  // rewritten about once per headroom while certificates are issued, instead of every tick.
+  // The recorded issuance bound runs this far ahead of the NotAfters issued, so it is rewritten
+  // about once per half headroom while certificates are issued, instead of every tick.
   Duration issued_headroom = std::chrono::minutes(1);
   bool self_signed = true;
   SelfSignedOptions self_signed_options;  // a new root (first start)
@@ -131,6 +140,9 @@ class TrustManager {
   Status CheckRootAge(TimePoint now);
   Status DecideAndAct(TimePoint now);
   void UpdateMetrics();
+  // The Authority's guard: persists an issuance bound at or past `needed` (see above).
+  void ReserveIssuance(TimePoint needed);
+  TimePoint IssuanceBoundFor(TimePoint needed, TimePoint now) const;
 
   Authority& authority_;
   CaStore& store_;
@@ -152,6 +164,7 @@ class TrustManager {
   uint64_t published_generation_call_ = 0;  // last generation passed to hooks.publish
   std::string progress_written_;            // last trust-progress.json written
   std::string last_log_;                    // last waiting line (logged once)
+  bool reserve_failing_ = false;            // the issuance bound could not be recorded
   TrustSnapshot snapshot_;
   PeriodicThread loop_;
 };

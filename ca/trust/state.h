@@ -61,8 +61,8 @@ struct TrustState {
   std::optional<SignerPem> previous;  // active: the old signer, kept until retirement
   std::string next_root_pem;          // prepared: the root `next` chains to
 
-  // Latest NotAfter issued under the active signer so far (the CA raises it as it issues; the
-  // loop may persist a conservative bound instead of every issuance).
+  // A bound on every NotAfter the CA has handed out: recorded before issuance (write-ahead,
+  // ca/trust/manager.h), so it may run ahead of the truth but never behind it.
   std::optional<TimePoint> latest_issued_not_after;
   // NotAfter of the active signer's own certificate (the unsafe path compares against it).
   std::optional<TimePoint> active_signer_not_after;

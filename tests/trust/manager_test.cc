@@ -114,35 +114,36 @@ TEST_CASE("Init on a record Istio wrote upgrades it in place with the same signe
 }
 
 TEST_CASE(
-    "a follower decides nothing, applies what others wrote, and raises the instants its own "
-    "certificates need",
+    "a follower decides nothing, applies what others wrote, and records what it issues before "
+    "handing it out",
     "[trust][manager]") {
   ManagerFixture f;
   f.Start(/*leading=*/false);
   const pki::Certificate old_root = f.Signer();
   const int writes = f.store.writes();  // Init created the record
-  // Signed by this follower: the leader's record knows nothing of it.
+  // Signed by this follower: the issuance bound is written before the certificate is returned.
   const pki::Certificate mine = f.Sign();
+  CHECK(f.store.writes() == writes + 1);
+  REQUIRE(f.Stored().latest_issued_not_after.has_value());
+  CHECK(*f.Stored().latest_issued_not_after >= mine.NotAfter());
   f.Distributed();
   f.clock.Advance(1h);
   f.Tick();
-  CHECK(f.store.writes() == writes);
+  CHECK(f.store.writes() == writes + 1);  // within the bound: nothing more to write
   CHECK(f.published.empty());
 
+  // So a prepare written by someone else already covers it.
   StartRotationNow(f);
   TrustState prepared = f.Stored();
   REQUIRE(prepared.without_next_root_until.has_value());
-  CHECK(*prepared.without_next_root_until < mine.NotAfter());
+  CHECK(*prepared.without_next_root_until >= mine.NotAfter());
   f.Tick();
   CHECK(f.Roots() == 2);
   CHECK(f.Signer() == old_root);
   CHECK(f.manager->Snapshot().state.stage == Stage::kPrepared);
   CHECK(f.StageMetric() == 1);
-  // Its one write: rule 2's instant now covers the certificate it handed out with the old bundle.
+  // Nothing to raise: the prepare already covered what it handed out with the old bundle.
   CHECK(f.store.writes() == writes + 2);
-  REQUIRE(f.Stored().without_next_root_until.has_value());
-  CHECK(*f.Stored().without_next_root_until >= mine.NotAfter());
-  prepared.without_next_root_until = f.Stored().without_next_root_until;
   CHECK(f.Stored() == prepared);
   // However long it waits, a follower does not activate (nor record progress).
   f.Distributed();
@@ -261,11 +262,14 @@ TEST_CASE("a certificate signed before the leader saw the prepare holds the acti
   ManagerFixture f;
   f.Start();
   f.Tick();
-  // Signed after the leader's last look at the Authority, before `rotate --start`.
+  // Signed after the leader's last tick, just before `rotate --start`: its NotAfter is past the
+  // recorded bound (a longer TTL), so it was recorded before it was handed out.
   const pki::Certificate unseen = f.Sign(48h);
   StartRotationNow(f);
-  CHECK(*f.Stored().without_next_root_until < unseen.NotAfter());
-  f.Tick();  // applies prepared: the swap drains signs and raises rule 2's instant
+  CHECK(*f.Stored().without_next_root_until >= unseen.NotAfter());
+  // Even if the process dies now (restart: a new Authority that never saw it), it holds back.
+  f.Restart();
+  f.Tick();
   const TrustState s = f.Stored();
   REQUIRE(s.stage == Stage::kPrepared);
   CHECK(*s.without_next_root_until >= unseen.NotAfter());
@@ -286,7 +290,9 @@ TEST_CASE("a write that loses the compare-and-swap keeps the other writer's chan
   ManagerFixture f;
   f.Start();
   f.Tick();
-  const pki::Certificate leaf = f.Sign();  // the next tick wants to record it
+  // A sign that passed the bound check just before: the next tick wants to extend the bound.
+  f.authority->SetIssuanceBound(f.clock.Now() + 24h * 365);
+  const pki::Certificate leaf = f.Sign();
   // `rotate --start` writes between the leader's read and its write.
   f.store.BeforeNextStore([&] { StartRotationNow(f); });
   const Status lost = f.manager->Tick();
