@@ -15,7 +15,7 @@ std::optional<pki::ServiceAccountRef> ParseServiceAccountUser(const std::string&
   return pki::ServiceAccountRef{rest.substr(0, colon), sa};
 }
 
-Result<pki::ServiceAccountRef> KubeTokenReviewer::Review(const std::string& bearer_token) {
+Result<TokenIdentity> KubeTokenReviewer::Review(const std::string& bearer_token) {
   auto review = k8s::ReviewToken(*api_, bearer_token, audiences_);
   if (!review.ok()) {
     if (review.status().code() == Code::kUnavailable ||
@@ -32,7 +32,10 @@ Result<pki::ServiceAccountRef> KubeTokenReviewer::Review(const std::string& bear
     return Status(Code::kUnauthenticated, "the bearer token is not a service account's",
                   "user=" + review->username);
   }
-  return *sa;
+  // Both or neither: a pod name without its uid cannot tell two pods of one name apart.
+  std::string pod_name = review->PodName(), pod_uid = review->PodUid();
+  if (pod_uid.empty()) pod_name.clear();
+  return TokenIdentity{sa->ns, sa->sa, std::move(pod_name), std::move(pod_uid)};
 }
 
 }  // namespace istioca::ca

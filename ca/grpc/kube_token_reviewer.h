@@ -1,6 +1,8 @@
 // ca/grpc/kube_token_reviewer.h — the CSR service's TokenReviewer on the Kubernetes API: one
 // TokenReview (k8s/token_review.h) per call, with --token-audiences; only service accounts are
-// accepted. No cache of its own: the server wraps it in TokenReviewCache (authn.h).
+// accepted. A pod-bound token's pod (user.extra pod-name and pod-uid) is passed on: the CSR
+// service keys its rate limit by it. No cache of its own: the server wraps it in
+// TokenReviewCache (authn.h).
 #pragma once
 
 #include <memory>
@@ -18,7 +20,7 @@ class KubeTokenReviewer final : public TokenReviewer {
  public:
   KubeTokenReviewer(std::shared_ptr<k8s::Api> api, std::vector<std::string> audiences)
       : api_(std::move(api)), audiences_(std::move(audiences)) {}
-  Result<pki::ServiceAccountRef> Review(const std::string& bearer_token) override;
+  Result<TokenIdentity> Review(const std::string& bearer_token) override;
 
  private:
   std::shared_ptr<k8s::Api> api_;

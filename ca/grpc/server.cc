@@ -4,6 +4,7 @@
 #include <grpc/grpc_security.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <algorithm>
 #include <atomic>
@@ -150,7 +151,7 @@ grpc::Status ToGrpcStatus(const Status& status) {
   return grpc::Status(ToGrpcCode(status.code()), status.message());
 }
 
-PeerCredentials PeerOf(const grpc::ServerContext& ctx) {
+PeerCredentials PeerOf(const grpc::ServerContextBase& ctx) {
   PeerCredentials peer;
   if (std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context()) {
     peer.has_cert = !auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME).empty();
@@ -191,28 +192,21 @@ class CallMetrics {
             LatencyBuckets(),
             {{"grpc_service", service}, {"grpc_method", method}, {"grpc_type", "unary"}})) {}
 
-  class Scope {
-   public:
-    explicit Scope(CallMetrics& c) : c_(c), start_(std::chrono::steady_clock::now()) {
-      c_.started_.Inc();
-    }
-    grpc::Status Finish(grpc::Status s) {
-      c_.seconds_.Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
-      c_.m_
-          .GetCounter("grpc_server_handled_total", "RPCs completed on the server, by code.",
-                      {{"grpc_service", c_.service_},
-                       {"grpc_method", c_.method_},
-                       {"grpc_type", "unary"},
-                       {"grpc_code", GoCodeName(s.error_code())}})
-          .Inc();
-      return s;
-    }
-
-   private:
-    CallMetrics& c_;
-    std::chrono::steady_clock::time_point start_;
-  };
+  std::chrono::steady_clock::time_point Start() {
+    started_.Inc();
+    return std::chrono::steady_clock::now();
+  }
+  grpc::Status Finish(std::chrono::steady_clock::time_point start, grpc::Status s) {
+    seconds_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    m_.GetCounter("grpc_server_handled_total", "RPCs completed on the server, by code.",
+                  {{"grpc_service", service_},
+                   {"grpc_method", method_},
+                   {"grpc_type", "unary"},
+                   {"grpc_code", GoCodeName(s.error_code())}})
+        .Inc();
+    return s;
+  }
 
  private:
   MetricsRegistry& m_;
@@ -222,6 +216,16 @@ class CallMetrics {
   Histogram& seconds_;
 };
 
+// The caller's deadline on the steady clock (kNoDeadline when it has none: gRPC reports an
+// infinite deadline as the largest time point, which no arithmetic may touch).
+SteadyTime DeadlineOf(const grpc::ServerContextBase& ctx) {
+  const auto deadline = ctx.deadline();
+  const auto now = std::chrono::system_clock::now();
+  if (deadline >= now + std::chrono::hours(24 * 365)) return kNoDeadline;
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(deadline - now);
+}
+
 std::string TrimmedLine(const std::string& pem) {
   size_t b = pem.find_first_not_of("\r\n");
   size_t e = pem.find_last_not_of("\r\n");
@@ -229,24 +233,36 @@ std::string TrimmedLine(const std::string& pem) {
   return pem.substr(b, e - b + 1) + "\n";
 }
 
-class LegacyService final : public pb::IstioCAService::Service {
+// Both services use gRPC's callback API: the handler runs on a gRPC thread, hands the call to
+// CsrService::Submit (which queues the work, policy.h) and returns at once; the answer is
+// written and the call finished from whichever thread decides it. So gRPC has no thread pool to
+// exhaust, and no call is refused for want of a thread.
+class LegacyService final : public pb::IstioCAService::CallbackService {
  public:
   LegacyService(CsrService& core, MetricsRegistry& m)
       : core_(core), metrics_(m, "istio.v1.auth.IstioCAService", "HandleCSR") {}
 
-  grpc::Status HandleCSR(grpc::ServerContext* ctx, const pb::CsrRequest* req,
-                         pb::CsrResponse* resp) override {
-    CallMetrics::Scope scope(metrics_);
+  grpc::ServerUnaryReactor* HandleCSR(grpc::CallbackServerContext* ctx, const pb::CsrRequest* req,
+                                      pb::CsrResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const auto start = metrics_.Start();
     CsrCall call{CsrApi::kLegacy, req->csr_pem(),
                  static_cast<int64_t>(req->requested_ttl_minutes()) * 60};
-    Result<IssuedCert> issued = core_.Handle(PeerOf(*ctx), call);
-    if (!issued.ok()) return scope.Finish(ToGrpcStatus(issued.status()));
-    resp->set_is_approved(true);
-    resp->set_signed_cert(issued->leaf.ToPem());
-    std::string chain;
-    for (const pki::Certificate& c : issued->intermediates) chain += c.ToPem();
-    resp->set_cert_chain(std::move(chain));
-    return scope.Finish(grpc::Status::OK);
+    // `req` and `resp` live until Finish; so does this service (GrpcServer::Stop).
+    core_.Submit(PeerOf(*ctx), call, DeadlineOf(*ctx),
+                 [this, reactor, resp, start](Result<IssuedCert> issued) {
+                   if (!issued.ok()) {
+                     reactor->Finish(metrics_.Finish(start, ToGrpcStatus(issued.status())));
+                     return;
+                   }
+                   resp->set_is_approved(true);
+                   resp->set_signed_cert(issued->leaf.ToPem());
+                   std::string chain;
+                   for (const pki::Certificate& c : issued->intermediates) chain += c.ToPem();
+                   resp->set_cert_chain(std::move(chain));
+                   reactor->Finish(metrics_.Finish(start, grpc::Status::OK));
+                 });
+    return reactor;
   }
 
  private:
@@ -254,29 +270,87 @@ class LegacyService final : public pb::IstioCAService::Service {
   CallMetrics metrics_;
 };
 
-class CertificateService final : public pb::IstioCertificateService::Service {
+class CertificateService final : public pb::IstioCertificateService::CallbackService {
  public:
   CertificateService(CsrService& core, MetricsRegistry& m)
       : core_(core), metrics_(m, "istio.v1.auth.IstioCertificateService", "CreateCertificate") {}
 
-  grpc::Status CreateCertificate(grpc::ServerContext* ctx, const pb::IstioCertificateRequest* req,
-                                 pb::IstioCertificateResponse* resp) override {
-    CallMetrics::Scope scope(metrics_);
+  grpc::ServerUnaryReactor* CreateCertificate(grpc::CallbackServerContext* ctx,
+                                              const pb::IstioCertificateRequest* req,
+                                              pb::IstioCertificateResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const auto start = metrics_.Start();
     CsrCall call{CsrApi::kModern, req->csr(), req->validity_duration()};
-    Result<IssuedCert> issued = core_.Handle(PeerOf(*ctx), call);
-    if (!issued.ok()) return scope.Finish(ToGrpcStatus(issued.status()));
-    // Leaf, each intermediate, then the whole root bundle as one last element (Istio 1.26+).
-    resp->add_cert_chain(TrimmedLine(issued->leaf.ToPem()));
-    for (const pki::Certificate& c : issued->intermediates) {
-      resp->add_cert_chain(TrimmedLine(c.ToPem()));
-    }
-    resp->add_cert_chain(TrimmedLine(issued->RootCertPem()));
-    return scope.Finish(grpc::Status::OK);
+    core_.Submit(PeerOf(*ctx), call, DeadlineOf(*ctx),
+                 [this, reactor, resp, start](Result<IssuedCert> issued) {
+                   if (!issued.ok()) {
+                     reactor->Finish(metrics_.Finish(start, ToGrpcStatus(issued.status())));
+                     return;
+                   }
+                   // Leaf, each intermediate, then the whole root bundle as one last element
+                   // (Istio 1.26+).
+                   resp->add_cert_chain(TrimmedLine(issued->leaf.ToPem()));
+                   for (const pki::Certificate& c : issued->intermediates) {
+                     resp->add_cert_chain(TrimmedLine(c.ToPem()));
+                   }
+                   resp->add_cert_chain(TrimmedLine(issued->RootCertPem()));
+                   reactor->Finish(metrics_.Finish(start, grpc::Status::OK));
+                 });
+    return reactor;
   }
 
  private:
   CsrService& core_;
   CallMetrics metrics_;
+};
+
+// Counts the calls to our methods that gRPC answers without running the handler: a request that
+// is not a valid message. gRPC finishes such a call through a stand-in reactor with
+// UNIMPLEMENTED, a code our handlers never send, so that status at PRE_SEND_STATUS marks exactly
+// these calls. (A request over max_message_bytes never becomes a call: gRPC's transport refuses
+// it with ResourceExhausted before any C++ hook runs, so it cannot be counted here.)
+class UndeliveredCallCounter final : public grpc::experimental::Interceptor {
+ public:
+  UndeliveredCallCounter(grpc::experimental::ServerRpcInfo* info, CsrService& core, CsrApi api)
+      : info_(info), core_(core), api_(api) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS) &&
+        methods->GetSendStatus().error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      PeerCredentials peer;
+      peer.address = info_->server_context()->peer();
+      core_.CountRefusal(api_, peer, Refusal::kBadMessage,
+                         Status(Code::kInvalidArgument, "the request is not a valid message"));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  CsrService& core_;
+  const CsrApi api_;
+};
+
+class UndeliveredCallCounterFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit UndeliveredCallCounterFactory(CsrService& core) : core_(core) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    const std::string_view method = info->method();
+    CsrApi api;
+    if (method == "/istio.v1.auth.IstioCertificateService/CreateCertificate") {
+      api = CsrApi::kModern;
+    } else if (method == "/istio.v1.auth.IstioCAService/HandleCSR") {
+      api = CsrApi::kLegacy;
+    } else {
+      return nullptr;
+    }
+    return new UndeliveredCallCounter(info, core_, api);
+  }
+
+ private:
+  CsrService& core_;
 };
 
 }  // namespace
@@ -324,9 +398,9 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(Authority& authority,
   int port = 0;
   builder.AddListeningPort(options.listen_address, impl->creds, &port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  grpc::ResourceQuota quota("istio-ca-grpc");
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(std::make_unique<UndeliveredCallCounterFactory>(*impl->core));
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   builder.RegisterService(impl->legacy.get());
   builder.RegisterService(impl->modern.get());
   impl->server = builder.BuildAndStart();
@@ -347,11 +421,17 @@ void GrpcServer::Stop() {
   impl_->serving.store(false);
   std::lock_guard<std::mutex> lock(impl_->stop_mu);
   if (impl_->server) {
-    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // The queues first: a queued call is answered now (Unavailable) instead of holding the
+    // shutdown, and a call arriving from here on is refused at once. Then gRPC's shutdown has
+    // only calls that are being answered to wait for.
+    impl_->core->Stop();
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     impl_->server->Wait();
     impl_->server.reset();
   }
 }
+
+CsrService& GrpcServer::service() { return *impl_->core; }
 
 bool GrpcServer::Ready() const { return impl_ && impl_->serving.load(); }
 

@@ -17,8 +17,12 @@
 // credentials they were made with (as any TLS server). The experimental TLS credentials API of
 // gRPC 1.51 can only watch files or hold static data, so it would need the key on disk.
 //
-// Requests: see ca/grpc/policy.h. Messages above max_message_bytes are refused by gRPC itself
-// (ResourceExhausted); the limit is set above the CSR cap so that a merely oversized CSR gets
+// Requests: see ca/grpc/policy.h. The services use gRPC's callback API: gRPC's threads only hand
+// each call to CsrService::Submit, which queues the work on its own bounded pools, so there is
+// no gRPC thread pool to exhaust. A request that is not a valid message is answered by gRPC
+// itself; an interceptor counts it (reason bad_message). Messages above max_message_bytes are
+// refused by gRPC's transport (ResourceExhausted) before a call exists, where gRPC 1.51 has no
+// hook to count them; the limit is set far above the CSR cap so that a merely oversized CSR gets
 // InvalidArgument from the policy, counted and logged.
 #pragma once
 
@@ -77,9 +81,6 @@ struct GrpcServerOptions {
   std::string storage_namespace = "istio-system";
   GrpcLimits limits;
   int max_message_bytes = 2 * 1024 * 1024;
-  // Threads of the synchronous server; past it gRPC answers ResourceExhausted itself, so a
-  // stampede cannot grow threads (or memory) without bound.
-  int max_threads = 64;
   TokenCacheOptions token_cache;
   // Issuances and refusals (ca/core/events.h); borrowed, may be null, must outlive the server.
   EventSink* events = nullptr;
@@ -99,7 +100,8 @@ class GrpcServer {
   ~GrpcServer();
 
   int port() const { return port_; }
-  // Stops accepting, lets in-flight calls finish (bounded), and returns. Idempotent.
+  // Answers the queued calls (Unavailable), lets the running ones finish, stops gRPC and returns.
+  // Idempotent.
   void Stop();
   // Serving: started and not stopped.
   bool Ready() const;
@@ -109,6 +111,8 @@ class GrpcServer {
   Status SelfCheck(const std::string& identity, Duration timeout);
 
   ServingCert& serving_cert() { return *serving_; }
+  // The service behind both APIs (tests: its queues).
+  CsrService& service();
 
  private:
   struct Impl;

@@ -18,16 +18,24 @@ namespace istioca::testing {
 
 namespace pb = ::istio::v1::auth;
 
-// Accepts tokens "token:<ns>:<sa>"; "unreachable" fails as a down API server; counts reviews.
+// Accepts tokens "token:<ns>:<sa>" and pod-bound "pod:<ns>:<sa>:<pod-uid>"; "unreachable" fails
+// as a down API server; counts reviews.
 class FakeTokenReviewer final : public ca::TokenReviewer {
  public:
-  Result<pki::ServiceAccountRef> Review(const std::string& token) override {
+  Result<ca::TokenIdentity> Review(const std::string& token) override {
     ++reviews;
     if (token == "unreachable") return Unavailable("connection refused");
-    if (token.rfind("token:", 0) == 0) {
-      auto colon = token.find(':', 6);
-      if (colon != std::string::npos)
-        return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
+    for (const char* kind : {"token:", "pod:"}) {
+      if (token.rfind(kind, 0) != 0) continue;
+      std::vector<std::string> parts;
+      for (size_t at = std::string_view(kind).size(); at <= token.size();) {
+        size_t colon = std::min(token.find(':', at), token.size());
+        parts.push_back(token.substr(at, colon - at));
+        at = colon + 1;
+      }
+      if (kind[0] == 't' && parts.size() == 2) return ca::TokenIdentity{parts[0], parts[1], {}, {}};
+      if (kind[0] == 'p' && parts.size() == 3)
+        return ca::TokenIdentity{parts[0], parts[1], "pod-" + parts[2], parts[2]};
     }
     return Status(Code::kUnauthenticated, "token not authenticated");
   }

@@ -321,36 +321,6 @@ TEST_CASE("a flood of refusals writes a bounded number of log lines and counts t
   CHECK(lines[12].find("refused csr") != std::string::npos);
 }
 
-TEST_CASE("concurrency limiter never admits more than its bound", "[grpc]") {
-  ca::ConcurrencyLimiter l(2);
-  CHECK(l.TryAcquire());
-  CHECK(l.TryAcquire());
-  CHECK_FALSE(l.TryAcquire());
-  l.Release();
-  CHECK(l.TryAcquire());
-  CHECK(l.in_flight() == 2);
-}
-
-TEST_CASE("signing beyond the concurrency bound is ResourceExhausted, not queued", "[grpc]") {
-  ca::GrpcLimits limits;
-  limits.max_concurrent_signing = 1;
-  FakeClock clock(T0());
-  ca::Authority authority({}, clock);
-  authority.SetBundle(MakeBundle(T0()));
-  MetricsRegistry m;
-  ca::CsrService svc(authority, std::make_shared<FakeTokenReviewer>(), limits, m, clock);
-  ca::PeerCredentials peer;
-  peer.authorization = {"Bearer token:ns:sa"};
-  std::string csr = CsrPem();
-  REQUIRE(svc.Handle(peer, {ca::CsrApi::kModern, csr, 0}).ok());
-  REQUIRE(svc.signing_limiter().TryAcquire());  // another call is signing
-  auto r = svc.Handle(peer, {ca::CsrApi::kModern, csr, 0});
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == Code::kResourceExhausted);
-  svc.signing_limiter().Release();
-  CHECK(svc.Handle(peer, {ca::CsrApi::kModern, csr, 0}).ok());
-}
-
 TEST_CASE("CA not ready is Unavailable", "[grpc]") {
   FakeClock clock(T0());
   ca::Authority authority({}, clock);

@@ -20,11 +20,11 @@ using namespace istioca;
 namespace {
 class FakeReviewer final : public ca::TokenReviewer {
  public:
-  Result<pki::ServiceAccountRef> Review(const std::string& token) override {
+  Result<ca::TokenIdentity> Review(const std::string& token) override {
     if (token.rfind("token:", 0) == 0) {
       auto colon = token.find(':', 6);
       if (colon != std::string::npos)
-        return pki::ServiceAccountRef{token.substr(6, colon - 6), token.substr(colon + 1)};
+        return ca::TokenIdentity{token.substr(6, colon - 6), token.substr(colon + 1), {}, {}};
     }
     return Status(Code::kUnauthenticated, "token not authenticated");
   }
