@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -77,12 +79,42 @@ struct ServeFlags {
   std::string custom_dns;
   std::string log_level = "info";
   std::string audit_max_size = "100MB", audit_max_files = "5";
+  std::string rate_qps = "10", rate_burst = "20", queue_size = "1024", signing_threads = "0",
+              review_threads = "16";
 };
 
 Status Duration(const std::string& flag, const std::string& text, istioca::Duration& out) {
   auto d = ParseDuration(text);
   if (!d.ok()) return InvalidArgument(flag + ": " + d.status().message());
   out = *d;
+  return OkStatus();
+}
+
+// A whole number within [min, max], parsed here rather than by CLI11 so that "5x", "-1" or "1e3"
+// is one line naming the flag, like every other bad value.
+Status Whole(const std::string& flag, const std::string& text, int min, int max, int& out) {
+  const bool digits = !text.empty() && text.size() <= 9 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits || std::stoi(text) < min || std::stoi(text) > max) {
+    return InvalidArgument(flag + ": \"" + text + "\" is not a whole number within " +
+                           std::to_string(min) + ".." + std::to_string(max));
+  }
+  out = std::stoi(text);
+  return OkStatus();
+}
+
+// A rate: a finite decimal number within [0, max].
+Status Rate(const std::string& flag, const std::string& text, double max, double& out) {
+  const bool chars = !text.empty() && text.size() <= 20 &&
+                     text.find_first_not_of("0123456789.") == std::string::npos &&
+                     std::count(text.begin(), text.end(), '.') <= 1 && text != ".";
+  char* end = nullptr;
+  const double v = chars ? std::strtod(text.c_str(), &end) : -1;
+  if (!chars || end != text.c_str() + text.size() || !(v >= 0 && v <= max)) {
+    return InvalidArgument(flag + ": \"" + text + "\" is not a number within 0.." +
+                           std::to_string(static_cast<int64_t>(max)));
+  }
+  out = v;
   return OkStatus();
 }
 
@@ -140,6 +172,14 @@ Status Finish(ServeFlags& f, const CLI::App& cmd) {
                            std::to_string(kMaxAuditLogFiles));
   }
   o.audit_log_max_files = std::stoi(files);
+  RETURN_IF_ERROR(Rate("--csr-rate-limit-qps", f.rate_qps, 1e6, o.csr_rate_limit_qps));
+  int burst = 0;
+  RETURN_IF_ERROR(Whole("--csr-rate-limit-burst", f.rate_burst, 0, 1000000, burst));
+  o.csr_rate_limit_burst = burst;
+  RETURN_IF_ERROR(Whole("--csr-queue-size", f.queue_size, 1, 1000000, o.csr_queue_size));
+  RETURN_IF_ERROR(Whole("--csr-signing-threads", f.signing_threads, 0, 256, o.csr_signing_threads));
+  RETURN_IF_ERROR(
+      Whole("--token-review-threads", f.review_threads, 1, 256, o.token_review_threads));
   RETURN_IF_ERROR(ValidateDaemonOptions(o));
   RETURN_IF_ERROR(CheckAuditLogPath(o));
   return CheckPluggedFilesReadable(o);
@@ -292,6 +332,23 @@ void RegisterServe(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--token-audiences", o.token_audiences,
                   "Audiences accepted in service-account JWTs")
       ->delimiter(',')
+      ->group(kServe);
+  cmd->add_option("--csr-rate-limit-qps", f->rate_qps,
+                  "CSR calls per second per client (a pod-bound token's pod, else identity and "
+                  "address); 0: no limit")
+      ->group(kServe);
+  cmd->add_option("--csr-rate-limit-burst", f->rate_burst,
+                  "CSR calls a client may make at once before the rate applies; 0: no limit")
+      ->group(kServe);
+  cmd->add_option("--csr-queue-size", f->queue_size,
+                  "CSR calls that may wait for signing (and, apart, for a TokenReview); past it "
+                  "calls are refused with ResourceExhausted")
+      ->group(kServe);
+  cmd->add_option("--csr-signing-threads", f->signing_threads,
+                  "Threads that verify and sign CSRs (0: one per hardware thread)")
+      ->group(kServe);
+  cmd->add_option("--token-review-threads", f->review_threads,
+                  "Threads that wait on TokenReviews of bearer tokens not in the cache")
       ->group(kServe);
 
   cmd->add_option("--liveness-probe-path", o.liveness_probe_path,

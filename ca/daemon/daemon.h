@@ -64,6 +64,12 @@ struct DaemonOptions {
   std::vector<std::string> grpc_host_identities = {"istio-ca", "istio-citadel"};
   int monitoring_port = 15014;  // 0: off
   std::vector<std::string> token_audiences = {"istio-ca"};
+  // gRPC admission and rate limits (ca/grpc/policy.h GrpcLimits).
+  double csr_rate_limit_qps = 10;    // per client; 0 (or burst 0): no limit
+  double csr_rate_limit_burst = 20;  // per client
+  int csr_queue_size = 1024;         // calls waiting, per queue
+  int csr_signing_threads = 0;       // 0: hardware threads
+  int token_review_threads = 16;
   // Liveness.
   std::string liveness_probe_path;
   Duration liveness_probe_interval{};  // 0: off

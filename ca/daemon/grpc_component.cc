@@ -22,6 +22,11 @@ class GrpcComponent final : public DaemonComponent {
     options.host_identities = ctx_.options.grpc_host_identities;
     options.storage_namespace = ctx_.options.storage_namespace;
     options.events = &ctx_.events;
+    options.limits.per_identity_qps = ctx_.options.csr_rate_limit_qps;
+    options.limits.per_identity_burst = ctx_.options.csr_rate_limit_burst;
+    options.limits.max_queued_calls = static_cast<size_t>(ctx_.options.csr_queue_size);
+    options.limits.signing_threads = ctx_.options.csr_signing_threads;
+    options.limits.token_review_threads = ctx_.options.token_review_threads;
     ASSIGN_OR_RETURN(server_, GrpcServer::Start(ctx_.authority, ctx_.token_reviewer, options,
                                                 ctx_.metrics, ctx_.clock));
     return OkStatus();
