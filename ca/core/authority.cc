@@ -62,17 +62,46 @@ std::string IssuedCert::RootCertPem() const {
   return out;
 }
 
+Authority::Slot* Authority::Enter() const {
+  for (;;) {
+    Slot* slot = current_.load(std::memory_order_seq_cst);
+    slot->in_flight.fetch_add(1, std::memory_order_seq_cst);
+    if (current_.load(std::memory_order_seq_cst) == slot) return slot;
+    Leave(slot);  // swapped meanwhile: the swap may not have seen this count
+  }
+}
+
+void Authority::Leave(Slot* slot) const {
+  if (slot->in_flight.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      slot->retired.load(std::memory_order_seq_cst)) {
+    // Under the mutex, so the wake-up cannot fall between SetBundle's check and its wait.
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drained_.notify_all();
+  }
+}
+
 void Authority::SetBundle(std::shared_ptr<const CaBundle> bundle) {
-  auto next = std::make_shared<Slot>();
+  std::lock_guard<std::mutex> swap(swap_mu_);
+  Slot* old = current_.load(std::memory_order_seq_cst);
+  Slot* next = old == &slots_[0] ? &slots_[1] : &slots_[0];
+  // `next` drained when it was retired; Signs that count themselves into it from now until it
+  // is current find it not current and leave without reading the bundle.
   next->bundle = std::move(bundle);
-  std::unique_lock<std::mutex> lock(mu_);
-  std::shared_ptr<Slot> old = std::exchange(slot_, std::move(next));
-  drained_.wait(lock, [&] { return old->in_flight == 0; });
+  next->retired.store(false, std::memory_order_seq_cst);
+  old->retired.store(true, std::memory_order_seq_cst);
+  current_.store(next, std::memory_order_seq_cst);
+  {
+    std::unique_lock<std::mutex> lock(drain_mu_);
+    drained_.wait(lock, [&] { return old->in_flight.load(std::memory_order_seq_cst) == 0; });
+  }
+  old->bundle.reset();  // the retired bundle's key goes when its last user does
 }
 
 std::shared_ptr<const CaBundle> Authority::Bundle() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return slot_->bundle;
+  Slot* slot = Enter();
+  std::shared_ptr<const CaBundle> bundle = slot->bundle;
+  Leave(slot);
+  return bundle;
 }
 
 Result<Duration> Authority::EffectiveTtl(Duration requested_ttl) const {
@@ -86,9 +115,8 @@ Result<Duration> Authority::EffectiveTtl(Duration requested_ttl) const {
   return requested_ttl;
 }
 
-Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std::string>& uris,
-                                   const std::vector<std::string>& dns_names,
-                                   Duration requested_ttl) const {
+template <class Issue>
+Result<IssuedCert> Authority::SignWith(Duration requested_ttl, const Issue& issue) const {
   ASSIGN_OR_RETURN(Duration ttl, EffectiveTtl(requested_ttl));
   if (guard_) {
     const TimePoint needed = clock_.Now() + std::chrono::duration_cast<TimePoint::duration>(ttl);
@@ -96,24 +124,15 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
       guard_(needed);
     }
   }
-  std::shared_ptr<Slot> slot;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    slot = slot_;
-    ++slot->in_flight;
-  }
   // Leaves the slot (waking a SetBundle waiting for it) once the NotAfter below is recorded.
-  struct Leave {
+  struct InSlot {
     const Authority& a;
-    Slot& s;
-    ~Leave() {
-      std::lock_guard<std::mutex> lock(a.mu_);
-      if (--s.in_flight == 0) a.drained_.notify_all();
-    }
-  } leave{*this, *slot};
-  std::shared_ptr<const CaBundle> bundle = slot->bundle;
+    Slot* s;
+    ~InSlot() { a.Leave(s); }
+  } in{*this, Enter()};
+  const CaBundle* bundle = in.s->bundle.get();  // kept alive by the slot until Leave
   if (bundle == nullptr) return Unavailable("the CA is not ready");
-  auto leaf = pki::IssueLeaf(bundle->signer, subject_key, {uris, dns_names, ttl}, clock_.Now());
+  Result<pki::Certificate> leaf = issue(bundle->signer, ttl, clock_.Now());
   if (!leaf.ok()) {
     // An unusable signer is the CA's state, not the caller's fault.
     if (leaf.status().code() == Code::kFailedPrecondition) {
@@ -127,6 +146,22 @@ Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std:
                                     seen, not_after_us, std::memory_order_acq_rel)) {
   }
   return IssuedCert{std::move(leaf).value(), bundle->Intermediates(), bundle->roots};
+}
+
+Result<IssuedCert> Authority::Sign(EVP_PKEY* subject_key, const std::vector<std::string>& uris,
+                                   const std::vector<std::string>& dns_names,
+                                   Duration requested_ttl) const {
+  return SignWith(requested_ttl, [&](const pki::Signer& signer, Duration ttl, TimePoint now) {
+    return pki::IssueLeaf(signer, subject_key, {uris, dns_names, ttl}, now);
+  });
+}
+
+Result<IssuedCert> Authority::Sign(const pki::Csr& csr, const std::vector<std::string>& uris,
+                                   const std::vector<std::string>& dns_names,
+                                   Duration requested_ttl) const {
+  return SignWith(requested_ttl, [&](const pki::Signer& signer, Duration ttl, TimePoint now) {
+    return pki::IssueLeaf(signer, csr, {uris, dns_names, ttl}, now);
+  });
 }
 
 void Authority::SetIssuanceGuard(IssuanceGuard guard) { guard_ = std::move(guard); }

@@ -20,6 +20,7 @@
 #include "base/status.h"
 #include "base/time.h"
 #include "pki/cert.h"
+#include "pki/csr.h"
 #include "pki/issue.h"
 #include "pki/key.h"
 
@@ -81,6 +82,10 @@ class Authority {
   // negative is InvalidArgument. Unavailable when no bundle is loaded.
   Result<IssuedCert> Sign(EVP_PKEY* subject_key, const std::vector<std::string>& uris,
                           const std::vector<std::string>& dns_names, Duration requested_ttl) const;
+  // The same for the key of a parsed CSR (pki::IssueLeaf copies its SubjectPublicKeyInfo as
+  // received instead of encoding it again): what the CSR service calls.
+  Result<IssuedCert> Sign(const pki::Csr& csr, const std::vector<std::string>& uris,
+                          const std::vector<std::string>& dns_names, Duration requested_ttl) const;
 
   // The TTL that Sign would use, or InvalidArgument.
   Result<Duration> EffectiveTtl(Duration requested_ttl) const;
@@ -108,16 +113,30 @@ class Authority {
  private:
   const IssuancePolicy policy_;
   const Clock& clock_;
-  // The bundle in service and how many Signs are still using it. SetBundle swaps in a new slot
-  // and waits for the old slot's count to reach zero; new Signs take the new slot meanwhile, so
-  // the swap never waits on a stream of new signs (a reader-preferring rwlock would starve it).
+  // The bundle in service and how many Signs are still using it. SetBundle swaps in the other
+  // slot and waits for the old slot's count to reach zero; new Signs take the new slot
+  // meanwhile, so the swap never waits on a stream of new signs (a reader-preferring rwlock
+  // would starve it). Signs touch no lock: Enter() counts itself in the current slot with one
+  // atomic add, then checks that the slot is still current (seq_cst on both sides: either
+  // SetBundle sees the count, or the Sign sees the swap and retries). The two slots live as
+  // long as the Authority, so a Sign holding a stale slot pointer never touches freed memory;
+  // a slot is refilled only after it drained, and a late Sign that counts itself into it then
+  // finds it not current and leaves without reading it.
   struct Slot {
-    std::shared_ptr<const CaBundle> bundle;
-    int in_flight = 0;  // guarded by mu_
+    std::shared_ptr<const CaBundle> bundle;  // written only while the slot is not current
+    std::atomic<int> in_flight{0};
+    std::atomic<bool> retired{false};  // a SetBundle may be waiting for in_flight == 0
   };
-  mutable std::mutex mu_;
+  Slot* Enter() const;
+  void Leave(Slot* slot) const;
+  template <class Issue>
+  Result<IssuedCert> SignWith(Duration requested_ttl, const Issue& issue) const;
+
+  Slot slots_[2];
+  std::atomic<Slot*> current_{&slots_[0]};
+  std::mutex swap_mu_;           // one SetBundle at a time
+  mutable std::mutex drain_mu_;  // only for SetBundle's wait and the last Sign's wake-up
   mutable std::condition_variable drained_;
-  std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
   // Microseconds since the epoch of the latest NotAfter signed; INT64_MIN: none yet.
   mutable std::atomic<int64_t> latest_not_after_us_{INT64_MIN};
   IssuanceGuard guard_;  // set before signing starts (see SetIssuanceGuard)

@@ -125,8 +125,7 @@ void CreateCertificateOnce(const Fixture& f, ca::Authority& authority) {
       !ParseSpiffeId(uris[0]).ok()) {
     std::abort();
   }
-  ca::IssuedCert issued =
-      OrDie(authority.Sign(csr.PublicKey(), uris, {}, Duration::zero()), "sign");
+  ca::IssuedCert issued = OrDie(authority.Sign(csr, uris, {}, Duration::zero()), "sign");
   benchmark::DoNotOptimize(issued.CertChainPem());
   benchmark::DoNotOptimize(issued.RootCertPem());
   benchmark::DoNotOptimize(issued.leaf.SerialHex());
