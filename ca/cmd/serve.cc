@@ -80,7 +80,7 @@ struct ServeFlags {
   std::string log_level = "info";
   std::string audit_max_size = "100MB", audit_max_files = "5";
   std::string rate_qps = "10", rate_burst = "20", queue_size = "1024", signing_threads = "0",
-              review_threads = "16";
+              review_threads = "16", review_qps = "500", review_burst = "1000";
 };
 
 Status Duration(const std::string& flag, const std::string& text, istioca::Duration& out) {
@@ -180,6 +180,8 @@ Status Finish(ServeFlags& f, const CLI::App& cmd) {
   RETURN_IF_ERROR(Whole("--csr-signing-threads", f.signing_threads, 0, 256, o.csr_signing_threads));
   RETURN_IF_ERROR(
       Whole("--token-review-threads", f.review_threads, 1, 256, o.token_review_threads));
+  RETURN_IF_ERROR(Rate("--token-review-qps", f.review_qps, 1e6, o.token_review_qps));
+  RETURN_IF_ERROR(Whole("--token-review-burst", f.review_burst, 0, 1000000, o.token_review_burst));
   RETURN_IF_ERROR(ValidateDaemonOptions(o));
   RETURN_IF_ERROR(CheckAuditLogPath(o));
   return CheckPluggedFilesReadable(o);
@@ -349,6 +351,13 @@ void RegisterServe(CLI::App& app, CommandContext& ctx) {
       ->group(kServe);
   cmd->add_option("--token-review-threads", f->review_threads,
                   "Threads that wait on TokenReviews of bearer tokens not in the cache")
+      ->group(kServe);
+  cmd->add_option("--token-review-qps", f->review_qps,
+                  "TokenReviews per second, a client-side limit of their own (not --kube-api-qps); "
+                  "0: no limit")
+      ->group(kServe);
+  cmd->add_option("--token-review-burst", f->review_burst,
+                  "TokenReviews sent at once before --token-review-qps applies")
       ->group(kServe);
 
   cmd->add_option("--liveness-probe-path", o.liveness_probe_path,

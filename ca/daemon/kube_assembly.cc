@@ -47,8 +47,16 @@ Result<Backends> MakeKubernetesBackends(const DaemonOptions& options, const Cloc
   // The istio-ca-root-cert ConfigMaps, in the same namespaces as the workload secrets (all
   // active ones when none is listed). The daemon starts it on the leader only.
   b.bundle_publisher = std::make_unique<KubeRootCertPublisher>(api, namespaces, clock);
-  // No cache here: the gRPC server keeps the one TokenReviewCache in front of it.
-  b.token_reviewer = std::make_shared<KubeTokenReviewer>(api, options.token_audiences);
+  // No cache here: the gRPC server keeps the one TokenReviewCache in front of it. Its own client,
+  // with its own rate limit: a stampede of TokenReviews must not wait behind --kube-api-qps (nor
+  // starve the controller's writes of it).
+  k8s::RestConfig review_config = *config;
+  review_config.qps = options.token_review_qps;
+  review_config.burst = options.token_review_burst;
+  ASSIGN_OR_RETURN(std::unique_ptr<k8s::HttpApi> review_http,
+                   k8s::HttpApi::Create(review_config, http_options));
+  b.token_reviewer = std::make_shared<KubeTokenReviewer>(
+      std::shared_ptr<k8s::Api>(std::move(review_http)), options.token_audiences);
   k8s::LeaseConfig lease;
   lease.ns = options.storage_namespace;
   char host[256] = {};

@@ -42,6 +42,10 @@ TEST_CASE("serve: a bad admission or rate-limit flag value is one line naming it
       {"--csr-signing-threads", "257"},
       {"--token-review-threads", "0"},
       {"--token-review-threads", "x"},
+      {"--token-review-qps", "-5"},
+      {"--token-review-qps", "fast"},
+      {"--token-review-burst", "-1"},
+      {"--token-review-burst", "2.5"},
   }));
   CliRun r = Run({"serve", "--local-dir", d.path(), "--grpc-port", "0", "--monitoring-port", "0",
                   flag, value});
@@ -56,13 +60,16 @@ TEST_CASE("serve --help documents the admission flags with their defaults", "[gr
   CliRun r = Run({"serve", "--help"});
   CHECK(r.exit_code == 0);
   for (const char* want : {"--csr-rate-limit-qps", "--csr-rate-limit-burst", "--csr-queue-size",
-                           "--csr-signing-threads", "--token-review-threads"}) {
+                           "--csr-signing-threads", "--token-review-threads", "--token-review-qps",
+                           "--token-review-burst"}) {
     INFO(want);
     CHECK(r.out.find(want) != std::string::npos);
   }
   CHECK(r.out.find("--csr-rate-limit-qps TEXT=10") != std::string::npos);
   CHECK(r.out.find("--csr-rate-limit-burst TEXT=20") != std::string::npos);
   CHECK(r.out.find("--csr-queue-size TEXT=1024") != std::string::npos);
+  CHECK(r.out.find("--token-review-qps TEXT=500") != std::string::npos);
+  CHECK(r.out.find("--token-review-burst TEXT=1000") != std::string::npos);
 }
 
 TEST_CASE("serve: the rate-limit flags reach the daemon's gRPC server", "[grpc][flags][e2e]") {
