@@ -416,7 +416,7 @@ Result<IssuedCert> CsrService::Sign(const PeerCredentials& peer, const CsrCall& 
 
   Result<IssuedCert> issued = [&] {
     PhaseTimer t(sign_seconds_);
-    return authority_.Sign(csr->PublicKey(), uris, {}, ttl);
+    return authority_.Sign(*csr, uris, {}, ttl);
   }();
   if (!issued.ok()) {
     if (issued.status().code() == Code::kUnavailable) {
