@@ -35,13 +35,21 @@ WorkPool::~WorkPool() { Stop(); }
 WorkPool::Admission WorkPool::Submit(SteadyTime deadline, Job&& job) {
   // Read before the lock: the clock may be slow (a fake takes its own lock).
   const SteadyTime now = deadline == kNoDeadline ? SteadyTime{} : now_();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return Admission::kStopped;
   if (queue_.size() >= options_.max_queued) return Admission::kQueueFull;
   if (deadline != kNoDeadline &&
       !DeadlineMeetable(queue_.size(), options_.threads, mean_,
                         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now))) {
     return Admission::kDeadlineUnmeetable;
+  }
+  if (options_.run_inline_when_idle && queue_.empty() && running_ < options_.threads) {
+    ++running_;
+    lock.unlock();
+    Serve(Item{deadline, std::move(job)});
+    lock.lock();
+    --running_;
+    return Admission::kAccepted;
   }
   queue_.push_back(Item{deadline, std::move(job)});
   high_water_ = std::max(high_water_, queue_.size());
@@ -76,8 +84,11 @@ void WorkPool::Loop() {
       if (queue_.empty()) return;  // stopping, and Stop took what was queued
       item = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
     Serve(std::move(item));
+    std::lock_guard<std::mutex> lock(mu_);
+    --running_;
   }
 }
 

@@ -166,7 +166,10 @@ CsrService::CsrService(Authority& authority, std::shared_ptr<TokenReviewer> revi
       sign_seconds_(metrics.GetHistogram("citadel_server_csr_phase_seconds",
                                          "Time spent per CSR handling phase.", LatencyBuckets(),
                                          {{"phase", "sign"}})),
-      signing_({"sign", SigningThreads(limits.signing_threads), limits.max_queued_calls},
+      signing_({.name = "sign",
+                .threads = SigningThreads(limits.signing_threads),
+                .max_queued = limits.max_queued_calls,
+                .run_inline_when_idle = limits.sign_inline_when_idle},
                steady_now),
       review_({"review", std::max(1, limits.token_review_threads), limits.max_queued_calls},
               steady_now) {

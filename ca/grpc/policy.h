@@ -79,6 +79,9 @@ struct GrpcLimits {
   int token_review_threads = 16;
   // Calls waiting in each of the two queues, at most. (--csr-queue-size)
   size_t max_queued_calls = 1024;
+  // A call that finds the signing queue empty and a signing slot free is signed on the gRPC
+  // thread that received it (no hand-off; admission.h). Tests that hold signing turn it off.
+  bool sign_inline_when_idle = true;
   // Refusal log lines per reason and second; the rest are counted, not written.
   int refusal_log_lines_per_second = 10;
 };

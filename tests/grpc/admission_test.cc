@@ -207,11 +207,55 @@ TEST_CASE(
   CHECK(pool.queued() == 0);
 }
 
+TEST_CASE("an idle pool runs a job on the submitting thread; a busy one hands it to a worker",
+          "[grpc][admission]") {
+  ca::WorkPool::Options o;
+  o.name = "t";
+  o.threads = 1;
+  o.max_queued = 4;
+  o.run_inline_when_idle = true;
+  ca::WorkPool pool(o);
+  const std::thread::id me = std::this_thread::get_id();
+  std::thread::id first_on;
+  CHECK(pool.Submit(ca::kNoDeadline, [&](Outcome out) {
+    CHECK(out == Outcome::kRun);
+    first_on = std::this_thread::get_id();
+  }) == Admission::kAccepted);
+  CHECK(first_on == me);  // already run when Submit returned: no hand-off
+
+  // A job running inline on another thread takes the only slot...
+  Gate gate;
+  std::atomic<bool> holding{false};
+  std::thread holder([&] {
+    pool.Submit(ca::kNoDeadline, [&](Outcome) {
+      holding = true;
+      gate.Wait();
+    });
+  });
+  REQUIRE(WaitFor([&] { return holding.load(); }));
+  // ...so the next one is not run here: a worker takes it.
+  std::atomic<bool> second_ran{false};
+  std::thread::id second_on;
+  CHECK(pool.Submit(ca::kNoDeadline, [&](Outcome out) {
+    CHECK(out == Outcome::kRun);
+    second_on = std::this_thread::get_id();
+    second_ran = true;
+  }) == Admission::kAccepted);
+  REQUIRE(WaitFor([&] { return second_ran.load(); }));
+  CHECK(second_on != me);
+  CHECK(second_on != holder.get_id());
+  gate.Open();
+  holder.join();
+}
+
 // ---- behind the CSR service ----
 
+// Signing always through the queue (these tests hold a pool thread with Occupy; an inline run
+// would hold the test's own thread instead). The inline path has its own tests above.
 ca::GrpcLimits NoRateLimit() {
   ca::GrpcLimits limits;
   limits.per_identity_qps = 0;
+  limits.sign_inline_when_idle = false;
   return limits;
 }
 
