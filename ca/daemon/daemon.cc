@@ -528,6 +528,9 @@ void Daemon::Impl::StopAll() {
   if (controller) controller->Stop();
   if (backends.service_accounts) backends.service_accounts->Stop();
   if (backends.secrets) backends.secrets->Stop();
+  // Nothing signs any more: the Authority no longer calls back into the trust manager, which
+  // may now go before or after it.
+  authority->SetIssuanceGuard(nullptr);
   gauges.clear();            // before the authority and the controller they read go away
   if (audit) audit->Stop();  // last: every producer has stopped, what they said is written
 }

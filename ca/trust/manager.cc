@@ -157,10 +157,7 @@ TrustManager::TrustManager(Authority& authority, CaStore& store, const Clock& cl
       options_(std::move(options)),
       hooks_(std::move(hooks)) {}
 
-TrustManager::~TrustManager() {
-  Stop();
-  authority_.SetIssuanceGuard(nullptr);
-}
+TrustManager::~TrustManager() { Stop(); }
 
 Status TrustManager::Init() {
   std::lock_guard<std::mutex> lock(mu_);

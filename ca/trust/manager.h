@@ -119,7 +119,10 @@ class TrustManager {
   TrustManager(const TrustManager&) = delete;
   TrustManager& operator=(const TrustManager&) = delete;
 
-  // Loads or creates the record and applies it. An error stops the daemon from starting.
+  // Loads or creates the record and applies it, and installs the Authority's issuance guard
+  // (a call back into this manager). An error stops the daemon from starting. The Authority's
+  // owner clears the guard (Authority::SetIssuanceGuard(nullptr)) once signing has stopped and
+  // before this manager goes, if the Authority outlives it.
   Status Init();
   // One pass at clock.Now(). Errors are logged and retried on the next tick.
   Status Tick();

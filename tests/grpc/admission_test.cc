@@ -90,8 +90,8 @@ double Refusals(MetricsRegistry& m, const char* reason) {
 TEST_CASE("a work pool queues up to its bound and refuses the next job at once, leaving it whole",
           "[grpc][admission]") {
   FakeSteady t;
+  std::vector<Outcome> seen;  // outlives the pool, whose Stop answers the last job
   ca::WorkPool pool({"t", 0, 3}, t.Fn());
-  std::vector<Outcome> seen;
   auto job = [&] { return ca::WorkPool::Job([&](Outcome o) { seen.push_back(o); }); };
   for (int i = 0; i < 3; ++i) CHECK(pool.Submit(ca::kNoDeadline, job()) == Admission::kAccepted);
   ca::WorkPool::Job extra = job();
