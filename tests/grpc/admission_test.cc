@@ -25,6 +25,12 @@
 namespace istioca::testing {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kSanitizerQuarantineBytes = size_t{256} * 1024 * 1024;
+#else
+constexpr size_t kSanitizerQuarantineBytes = 0;
+#endif
+
 using namespace std::chrono_literals;
 using Outcome = ca::WorkPool::Outcome;
 using Admission = ca::WorkPool::Admission;
@@ -747,7 +753,10 @@ TEST_CASE(
   // time in the burst test above: here 256 calls in flight in this one process make the client
   // side of every latency tens of milliseconds.)
   CHECK(flood.LatencyMs(grpc::StatusCode::RESOURCE_EXHAUSTED, 1.0) < 1000);
-  CHECK(rss_after < rss_before + 64 * 1000 * 1000);
+  // Under AddressSanitizer freed memory is held in its quarantine (256 MB by default) instead of
+  // being reused, so RSS grows by up to that much whatever the server does; the queue bound above
+  // is checked the same either way.
+  CHECK(rss_after < rss_before + 64 * 1000 * 1000 + kSanitizerQuarantineBytes);
 }
 
 TEST_CASE("offered concurrency of 4 x cores, far below the queue bound, is never refused",
