@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
 #include "pki/key.h"
@@ -70,13 +71,8 @@ T OrDie(Result<T> r) {
   std::exit(1);
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Die("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// The project's file reader (base/files.h); a tool that cannot read its input stops.
+std::string Slurp(const std::string& path) { return OrDie(ReadFileToString(path)); }
 
 bool Exists(const std::string& path) { return std::ifstream(path).good(); }
 

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "istio/v1/auth/certificate_service.grpc.pb.h"
 #include "pki/csr.h"
 #include "pki/key.h"
@@ -49,13 +50,8 @@ T OrDie(Result<T> r) {
   return std::move(r).value();
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Die("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// The project's file reader (base/files.h); a tool that cannot read its input stops.
+std::string Slurp(const std::string& path) { return OrDie(ReadFileToString(path)); }
 
 const char* CodeName(grpc::StatusCode c) {
   static const char* names[] = {"OK",
